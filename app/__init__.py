@@ -1,0 +1,1 @@
+"""The `stratascope` command line and the Streamlit dashboard."""
