@@ -1,0 +1,49 @@
+"""stratascope.corpus — the built-in treebank, CoNLL-U I/O and tokenizers.
+
+Public API (other packages code against these names):
+
+Data
+    ``Word``, ``Sentence`` (``corpus.sentence``): a CoNLL-U sentence in memory; ``Sentence.words``
+    excludes multiword-token ranges and empty nodes, kept in ``multiword_tokens`` /
+    ``empty_nodes``; ``Sentence.logprob`` is the exact natural-log probability of a generated
+    sentence (None for real treebanks).
+Treebank
+    ``DEFAULT_GRAMMAR`` (``corpus.grammar``): the grammar as one editable data structure.
+    ``generate_sentences(n, seed, grammar=DEFAULT_GRAMMAR) -> list[Sentence]``: deterministic,
+    labelled, with exact log-probabilities. ``write_treebank(out_dir, n_sentences, seed) -> dict``
+    writes train/val/probe.conllu, vocab.json and stats.json and returns the stats.
+    ``entropy_floor(sentences)``: nats per token, counting one end-of-sentence token each.
+    ``agreement_minimal_pairs(sentences) -> list[MinimalPair(prefix, correct, wrong)]``.
+CoNLL-U
+    ``read_conllu(path) -> list[Sentence]``, ``write_conllu(sentences, path)``, ``CoNLLUError``
+    (a ValueError carrying file name and line number).
+Tokenizers
+    ``WordTokenizer`` (specials ``<bos>`` 0, ``<eos>`` 1, ``<pad>`` 2, ``<unk>`` 3),
+    ``train_bpe_tokenizer(texts, vocab_size, out_dir)`` (byte-level BPE loadable by
+    ``GPT2TokenizerFast(vocab=..., merges=...)``), ``align_words_to_tokens(hf_tokenizer, words)
+    -> Alignment`` (token span and last sub-token of every word).
+
+Also available: ``ChartParser`` (exhaustive parser proving unambiguity), ``compile_grammar``,
+``depth_from_heads``, ``annotate_agreement`` (agreement labels for any UD tree),
+``unigram_entropy``, ``iter_conllu``, ``parse_conllu_string``, ``SplitConfig``.
+"""
+
+from corpus.conllu_io import CoNLLUError, iter_conllu, parse_conllu_string, read_conllu, write_conllu
+from corpus.grammar import DEFAULT_GRAMMAR, Grammar, WordClass
+from corpus.labels import MinimalPair, agreement_minimal_pairs, annotate_agreement, depth_from_heads
+from corpus.parser import ChartParser, ParseResult
+from corpus.pcfg import PCFG, compile_grammar
+from corpus.sampler import generate_sentences
+from corpus.sentence import EmptyNode, MultiwordToken, Sentence, Word
+from corpus.stats import entropy_floor, unigram_entropy
+from corpus.tokenizers import Alignment, WordTokenizer, align_words_to_tokens, train_bpe_tokenizer
+from corpus.treebank import SplitConfig, write_treebank
+
+__all__ = [
+    "Alignment", "ChartParser", "CoNLLUError", "DEFAULT_GRAMMAR", "EmptyNode", "Grammar",
+    "MinimalPair", "MultiwordToken", "PCFG", "ParseResult", "Sentence", "SplitConfig", "Word",
+    "WordClass", "WordTokenizer", "agreement_minimal_pairs", "align_words_to_tokens",
+    "annotate_agreement", "compile_grammar", "depth_from_heads", "entropy_floor",
+    "generate_sentences", "iter_conllu", "parse_conllu_string", "read_conllu",
+    "train_bpe_tokenizer", "unigram_entropy", "write_conllu", "write_treebank",
+]

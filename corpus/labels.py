@@ -1,0 +1,156 @@
+"""Gold labels: from a derivation tree to labelled words, and checks on any dependency tree.
+
+``derivation_to_words`` reads everything off a derivation of the compiled grammar: FORM, LEMMA,
+UPOS, XPOS, FEATS, HEAD and DEPREL from the head annotation of the rules, and in MISC
+``Const`` (label of the constituent whose rule introduced the word: NP, VP, PP, RC, CP, S,
+ROOT) and ``Depth`` (edges to the root, counted in the constituency tree as the number of
+non-head branches on the way up). ``depth_from_heads`` computes the same depth from HEAD alone;
+the tests check that both agree.
+
+``annotate_agreement`` works on any dependency tree (a UD treebank too). For every finite verb
+(a VERB/AUX with a Number feature) it finds the agreement controller (the nsubj, or, when the
+nsubj is a relative pronoun, the noun the relative clause modifies) and writes to MISC
+``SubjNumber`` (the controller's Number), ``Subj`` (its ID) and ``Attractor`` (``Yes`` when a
+noun of the other number stands between controller and verb).
+
+``agreement_minimal_pairs`` turns those into Marvin & Linzen-style test items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from corpus.grammar import DEFAULT_GRAMMAR, Grammar
+from corpus.pcfg import PCFG, Node
+from corpus.sentence import Sentence, Word
+
+_NOMINAL = frozenset({"NOUN", "PROPN"})
+_SUBJECT_RELATIONS = frozenset({"nsubj", "nsubj:pass"})
+
+
+def derivation_to_words(tree: Node, pcfg: PCFG) -> list[Word]:
+    """Labelled words (HEAD, DEPREL, MISC Const/Depth, agreement) of one derivation."""
+    words: list[Word] = []
+    rules = pcfg.rules
+    lexicals = pcfg.lexicals
+
+    def visit(node: Node, depth: int) -> int:
+        """Create the words under ``node``; return the id of its lexical head."""
+        rule = rules[node.rule]
+        heads = []
+        for k, child in enumerate(node.children):
+            # the head child's head word is this node's head word; any other child's head word
+            # hangs one edge below it
+            child_depth = depth if k == rule.head else depth + 1
+            if child.rule >= 0:
+                heads.append(visit(child, child_depth))
+                continue
+            lex = lexicals[child.symbol]
+            form = child.children[0]
+            word_id = len(words) + 1
+            words.append(Word(word_id, form, lex.lemmas[form], lex.upos, dict(lex.feats), None, "_",
+                              {"Const": rule.label, "Depth": str(child_depth)}, lex.xpos))
+            heads.append(word_id)
+        head_id = heads[rule.head]
+        for k, dep_id in enumerate(heads):
+            if k != rule.head:
+                dep = words[dep_id - 1]
+                dep.head = head_id
+                dep.deprel = rule.roles[k]
+        return head_id
+
+    root = words[visit(tree, 0) - 1]
+    root.head = 0
+    root.deprel = "root"
+    annotate_agreement(words)
+    return words
+
+
+def depth_from_heads(words: list[Word]) -> list[int]:
+    """Edges from each word to the root following HEAD; raises ValueError on a broken tree."""
+    n = len(words)
+    depth: list[int | None] = [None] * n
+    for start in range(n):
+        path = []
+        i = start
+        while depth[i] is None:
+            path.append(i)
+            head = words[i].head
+            if head is None or not 0 <= head <= n:
+                raise ValueError(f"word {i + 1} ({words[i].form!r}) has invalid HEAD {head!r}")
+            if head == 0:
+                depth[i] = 0
+                path.pop()
+                break
+            i = head - 1
+            if i in path:
+                raise ValueError(f"HEAD cycle through word {i + 1}")
+        base = depth[i]
+        for k, j in enumerate(reversed(path), start=1):
+            depth[j] = base + k  # type: ignore[operator]
+    return depth  # type: ignore[return-value]
+
+
+def agreement_controller(words: list[Word], verb: Word) -> Word | None:
+    """The word whose Number a finite verb agrees with, or None when it has no subject."""
+    subj = next((w for w in words if w.head == verb.id and w.deprel in _SUBJECT_RELATIONS), None)
+    if subj is None:
+        return None
+    if subj.upos == "PRON" and subj.feats.get("PronType") == "Rel" and verb.deprel.startswith("acl"):
+        if verb.head:
+            return words[verb.head - 1]
+    return subj
+
+
+def annotate_agreement(words: list[Word]) -> None:
+    """Write SubjNumber / Subj / Attractor into MISC of every finite verb (see module doc)."""
+    for verb in words:
+        if verb.upos not in ("VERB", "AUX") or "Number" not in verb.feats:
+            continue
+        ctrl = agreement_controller(words, verb)
+        if ctrl is None or "Number" not in ctrl.feats:
+            continue
+        number = ctrl.feats["Number"]
+        lo, hi = sorted((ctrl.id, verb.id))
+        attractor = any(
+            w.upos in _NOMINAL and w.feats.get("Number", number) != number for w in words[lo:hi - 1]
+        )
+        verb.misc["SubjNumber"] = number
+        verb.misc["Subj"] = str(ctrl.id)
+        verb.misc["Attractor"] = "Yes" if attractor else "No"
+
+
+class MinimalPair(NamedTuple):
+    """A targeted agreement test: after ``prefix``, ``correct`` should beat ``wrong``."""
+
+    prefix: list[str]
+    correct: str
+    wrong: str
+
+
+def agreement_minimal_pairs(
+    sentences: Iterable[Sentence], grammar: Grammar = DEFAULT_GRAMMAR
+) -> list[MinimalPair]:
+    """One pair per finite verb with ``Attractor=Yes`` in MISC whose other-number form exists.
+
+    The prefix is the words before the verb; the wrong form is the verb's lemma inflected for
+    the other number, looked up in ``grammar`` (so it is always an in-vocabulary word).
+    """
+    inflections: Mapping[tuple[str, str, str], str] = grammar.inflections()
+    numbers = list(grammar.numbers)
+    pairs = []
+    for sentence in sentences:
+        forms = sentence.forms
+        for word in sentence.words:
+            if word.misc.get("Attractor") != "Yes":
+                continue
+            number = word.feats.get("Number")
+            others = [v for v in numbers if v != number]
+            if number not in numbers or len(others) != 1:
+                continue
+            wrong = inflections.get((word.lemma, word.upos, others[0]))
+            if wrong is None or wrong == word.form:
+                continue
+            pairs.append(MinimalPair(forms[: word.id - 1], word.form, wrong))
+    return pairs

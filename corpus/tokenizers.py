@@ -1,0 +1,236 @@
+"""Tokenizers: a word-level one for the treebank, byte-level BPE, and word-to-token alignment.
+
+``WordTokenizer``
+    One id per word. Special tokens have fixed ids: ``<bos>`` 0, ``<eos>`` 1, ``<pad>`` 2,
+    ``<unk>`` 3; words follow from id 4 in the order given (``from_sentences`` sorts them by
+    decreasing count, ties alphabetically). ``save(path)`` writes ``vocab.json`` (a JSON object
+    ``token -> id``, the format of Hugging Face vocab files); ``load(path)`` checks it. Unknown
+    words encode to ``<unk>`` and are counted in ``unknown_counts`` (see ``unknown_report()``);
+    ``encode(..., strict=True)`` raises ``ValueError`` instead.
+
+``train_bpe_tokenizer(texts, vocab_size, out_dir)``
+    Trains a byte-level BPE (``tokenizers.ByteLevelBPETokenizer``, GPT-2's scheme, with
+    ``<|endoftext|>`` as special token), saves ``vocab.json`` and ``merges.txt`` in ``out_dir``
+    and returns them loaded as ``transformers.GPT2TokenizerFast(vocab=..., merges=...)``.
+
+``align_words_to_tokens(hf_tokenizer, words)``
+    Tokenizes ``" ".join(words)`` with any Hugging Face tokenizer (so, with GPT-2, every word
+    after the first carries its leading space) and maps tokens back to words through character
+    offsets. ``Alignment.last_token[i]`` is the token at which word ``i``'s label is read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.sentence import Sentence
+
+BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
+SPECIALS = (BOS, EOS, PAD, UNK)
+
+
+class WordTokenizer:
+    """Word-level vocabulary with fixed special ids (see module doc)."""
+
+    bos_id, eos_id, pad_id, unk_id = 0, 1, 2, 3
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.itos: list[str] = list(SPECIALS)
+        for word in words:
+            if word in SPECIALS:
+                raise ValueError(f"word {word!r} clashes with a special token")
+            if word in self.itos[len(SPECIALS):]:
+                continue
+            self.itos.append(word)
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+        self.unknown_counts: Counter[str] = Counter()
+
+    @classmethod
+    def from_sentences(cls, sentences: Iterable[Sentence], min_count: int = 1) -> WordTokenizer:
+        """Vocabulary of the words in ``sentences`` seen at least ``min_count`` times."""
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        counts = Counter(w.form for s in sentences for w in s.words)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls(w for w, c in ranked if c >= min_count)
+
+    @classmethod
+    def from_words(cls, words: Iterable[str]) -> WordTokenizer:
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.stoi
+
+    def encode(self, words: Sequence[str], add_bos: bool = False, add_eos: bool = False,
+               strict: bool = False) -> list[int]:
+        """Ids of ``words`` (optionally framed by ``<bos>`` / ``<eos>``)."""
+        unk = self.unk_id
+        ids = [self.stoi.get(w, unk) for w in words]
+        if unk in ids:
+            missing = [w for w, i in zip(words, ids) if i == unk and w != UNK]
+            if strict and missing:
+                raise ValueError(f"unknown words: {sorted(set(missing))}")
+            self.unknown_counts.update(missing)
+        if add_bos:
+            ids.insert(0, self.bos_id)
+        if add_eos:
+            ids.append(self.eos_id)
+        return ids
+
+    def decode(self, ids: Iterable[int], skip_special: bool = False) -> list[str]:
+        """Words of ``ids``; raises ValueError on an id outside the vocabulary."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < len(self.itos):
+                raise ValueError(f"token id {i} outside the vocabulary (size {len(self.itos)})")
+            if skip_special and i < len(SPECIALS):
+                continue
+            out.append(self.itos[i])
+        return out
+
+    def unknown_report(self) -> str:
+        """One line: how many unknown word tokens/types were encoded, most frequent first."""
+        total = sum(self.unknown_counts.values())
+        if not total:
+            return "no unknown words"
+        top = ", ".join(f"{w!r}×{c}" for w, c in self.unknown_counts.most_common(10))
+        return f"{total} unknown word tokens ({len(self.unknown_counts)} types) mapped to {UNK}: {top}"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``vocab.json``; ``path`` may be the file or a directory to put it in."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / "vocab.json"
+        target.write_text(json.dumps(self.stoi, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WordTokenizer:
+        """Read a ``vocab.json`` written by ``save`` (file or directory holding it)."""
+        source = Path(path)
+        if source.is_dir():
+            source = source / "vocab.json"
+        if not source.is_file():
+            raise FileNotFoundError(f"no vocabulary file: {source}")
+        try:
+            mapping = json.loads(source.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}: not valid JSON: {err}") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
+            raise ValueError(f"{source}: expected a JSON object mapping tokens to integer ids")
+        itos = sorted(mapping, key=mapping.__getitem__)
+        if [mapping[t] for t in itos] != list(range(len(itos))):
+            raise ValueError(f"{source}: ids must be 0..{len(itos) - 1} without gaps or repeats")
+        if tuple(itos[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"{source}: ids 0..3 must be {', '.join(SPECIALS)}")
+        return cls(itos[len(SPECIALS):])
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike[str]) -> Any:
+    """Train byte-level BPE on ``texts``; save and return it as a ``GPT2TokenizerFast``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    if not isinstance(vocab_size, int) or vocab_size < 257:
+        raise ValueError(f"vocab_size must be an int >= 257 (256 bytes + <|endoftext|>), got {vocab_size!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(iter(texts), vocab_size=vocab_size, min_frequency=2,
+                            show_progress=False, special_tokens=["<|endoftext|>"])
+    bpe.save_model(str(out))
+    # transformers 5: vocab=/merges= (the old vocab_file= keyword silently gives an empty tokenizer)
+    tok = GPT2TokenizerFast(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
+    if len(tok) < 257:
+        raise RuntimeError(f"BPE tokenizer in {out} loaded with only {len(tok)} tokens")
+    return tok
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Tokens of a word sequence and where each word lies among them.
+
+    ``word_spans[i] = (start, end)``: word ``i`` is ``input_ids[start:end]``; ``last_token[i]``
+    is ``end - 1``; ``token_word[t]`` is the word of token ``t`` (None for special tokens).
+    """
+
+    input_ids: list[int]
+    tokens: list[str]
+    word_spans: list[tuple[int, int]]
+    token_word: list[int | None]
+
+    @property
+    def last_token(self) -> list[int]:
+        return [end - 1 for _, end in self.word_spans]
+
+    @property
+    def first_token(self) -> list[int]:
+        return [start for start, _ in self.word_spans]
+
+
+def align_words_to_tokens(hf_tokenizer: Any, words: Sequence[str],
+                          add_special_tokens: bool = False) -> Alignment:
+    """Align ``words`` to the tokens ``hf_tokenizer`` makes of ``" ".join(words)``."""
+    if not words:
+        raise ValueError("align_words_to_tokens needs at least one word")
+    for w in words:
+        if not w or any(c.isspace() for c in w):
+            raise ValueError(f"word {w!r} is empty or contains whitespace")
+    starts = []
+    pos = 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w) + 1
+    text = " ".join(words)
+    if getattr(hf_tokenizer, "is_fast", False):
+        enc = hf_tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+        ids = list(enc["input_ids"])
+        token_word: list[int | None] = []
+        for start, end in enc["offset_mapping"]:
+            if end <= start:
+                token_word.append(None)  # special tokens have empty offsets
+                continue
+            covered = text[start:end].rstrip(" ")
+            if covered.strip(" "):
+                # the last non-space character a token covers decides its word
+                token_word.append(bisect.bisect_right(starts, start + len(covered) - 1) - 1)
+            else:
+                # a token of spaces only (GPT-2's lone "Ġ") belongs to the word after it
+                token_word.append(bisect.bisect_right(starts, end) - 1)
+    else:
+        # slow tokenizers have no offsets: tokenize word by word (" word" after the first)
+        ids, token_word = [], []
+        if add_special_tokens and getattr(hf_tokenizer, "bos_token_id", None) is not None:
+            ids.append(hf_tokenizer.bos_token_id)
+            token_word.append(None)
+        for i, w in enumerate(words):
+            piece = hf_tokenizer.encode(w if i == 0 else " " + w, add_special_tokens=False)
+            ids.extend(piece)
+            token_word.extend([i] * len(piece))
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for t, wi in enumerate(token_word):
+        if wi is None:
+            continue
+        if wi in last and last[wi] != t - 1:
+            raise ValueError(f"tokens of word {wi} ({words[wi]!r}) are not contiguous")
+        first.setdefault(wi, t)
+        last[wi] = t
+    spans: list[tuple[int, int]] = []
+    for i, w in enumerate(words):
+        if i not in first:
+            raise ValueError(f"word {i} ({w!r}) got no token of its own")
+        spans.append((first[i], last[i] + 1))
+    tokens = hf_tokenizer.convert_ids_to_tokens(ids)
+    return Alignment(ids, list(tokens), spans, token_word)

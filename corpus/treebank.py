@@ -1,0 +1,133 @@
+"""Write the built-in treebank: ``write_treebank(out_dir, n_sentences, seed)``.
+
+Files (all deterministic: the same arguments give byte-identical files):
+
+``train.conllu``, ``val.conllu``, ``probe.conllu``
+    The sentences, split by *distinct sentence string*: every copy of a sentence goes to the
+    same split, chosen by a hash of (seed, text). Short sentences recur in a corpus of this
+    size, so a plain split by index would put the same string in train and in probe. Because
+    each distinct string is assigned independently with the split probabilities, every split is
+    still a sample of the grammar's distribution (its entropy floor matches the corpus's); the
+    split sizes are close to, not exactly, the requested fractions.
+``vocab.json``
+    ``WordTokenizer`` over the grammar's whole vocabulary (alphabetical after the 4 specials),
+    so it is the same for every seed and size and no split has unknown words.
+``stats.json``
+    The entropy floor (overall, per split, and the grammar's exact expectation), unigram
+    entropy, length histogram, label distributions, attractor rate and split sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus.conllu_io import format_conllu
+from corpus.grammar import DEFAULT_GRAMMAR, Grammar
+from corpus.pcfg import compile_grammar
+from corpus.sampler import generate_sentences
+from corpus.sentence import Sentence
+from corpus.stats import (
+    agreement_stats, entropy_floor, label_distributions, length_stats, split_stats,
+    unigram_entropy,
+)
+from corpus.tokenizers import WordTokenizer
+
+SPLIT_NAMES = ("train", "val", "probe")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of distinct sentence strings that go to train / val / probe."""
+
+    train: float = 0.90
+    val: float = 0.05
+    probe: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in SPLIT_NAMES:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+                raise ValueError(f"SplitConfig.{name} must be in (0, 1), got {value!r}")
+        if not math.isclose(self.train + self.val + self.probe, 1.0, abs_tol=1e-9):
+            raise ValueError("SplitConfig: train + val + probe must sum to 1")
+
+
+def assign_splits(sentences: Sequence[Sentence], seed: int,
+                  config: SplitConfig = SplitConfig()) -> dict[str, list[Sentence]]:
+    """Split by a hash of (seed, text): identical sentences always land in the same split."""
+    splits: dict[str, list[Sentence]] = {name: [] for name in SPLIT_NAMES}
+    cut_train = config.train
+    cut_val = config.train + config.val
+    for s in sentences:
+        digest = hashlib.blake2b(f"{seed}\x00{s.text}".encode(), digest_size=8).digest()
+        u = int.from_bytes(digest, "big") / 2.0**64
+        splits["train" if u < cut_train else "val" if u < cut_val else "probe"].append(s)
+    return splits
+
+
+def write_treebank(out_dir: str | os.PathLike[str], n_sentences: int = 50_000, seed: int = 0,
+                   grammar: Grammar = DEFAULT_GRAMMAR, split: SplitConfig = SplitConfig()) -> dict:
+    """Generate, split and write the treebank to ``out_dir``; returns the stats (= stats.json)."""
+    if not isinstance(n_sentences, int) or isinstance(n_sentences, bool) or n_sentences < 1:
+        raise ValueError(f"n_sentences must be an int >= 1, got {n_sentences!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    sentences = generate_sentences(n_sentences, seed, grammar)
+    splits = assign_splits(sentences, seed, split)
+    empty = [name for name, sents in splits.items() if not sents]
+    if empty:
+        raise ValueError(f"{n_sentences} sentences leave split(s) {', '.join(empty)} empty: ask for more")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SPLIT_NAMES:
+        _write_atomic(out / f"{name}.conllu", format_conllu(splits[name]))
+    tokenizer = WordTokenizer.from_words(grammar.vocabulary())
+    tmp_vocab = out / "vocab.json.tmp"
+    tokenizer.save(tmp_vocab)
+    os.replace(tmp_vocab, out / "vocab.json")
+    stats = treebank_stats(sentences, splits, seed, grammar, len(tokenizer), split)
+    _write_atomic(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def treebank_stats(sentences: Sequence[Sentence], splits: dict[str, list[Sentence]], seed: int,
+                   grammar: Grammar, vocab_size: int, split: SplitConfig = SplitConfig()) -> dict:
+    pcfg = compile_grammar(grammar)
+    floor = entropy_floor(sentences)
+    unigram = unigram_entropy(sentences)
+    return {
+        "seed": seed,
+        "n_sentences": len(sentences),
+        "entropy_floor_nats_per_token": floor,
+        "unigram_entropy_nats_per_token": unigram,
+        "tokens": sum(len(s.words) + 1 for s in sentences),
+        "grammar": {
+            "max_depth": grammar.max_depth,
+            "max_words": grammar.max_words,
+            "vocab_words": len(grammar.vocabulary()),
+            "log_z": pcfg.log_z,
+            "expected_entropy_floor_nats_per_token": pcfg.expected_floor,
+            "expected_sentence_nats": pcfg.expected_logloss,
+            "expected_tokens_per_sentence": pcfg.expected_tokens,
+        },
+        "vocab_size": vocab_size,
+        "split_policy": "by distinct sentence string (hash of seed and text); requested "
+                        f"train/val/probe = {split.train}/{split.val}/{split.probe}",
+        "splits": split_stats(splits),
+        "distinct_texts": len({s.text for s in sentences}),
+        "length": length_stats(sentences),
+        "agreement": agreement_stats(sentences),
+        "labels": label_distributions(sentences),
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", newline="\n")
+    os.replace(tmp, path)

@@ -1,0 +1,130 @@
+"""Gold labels of the treebank: dependency/constituency consistency, agreement, minimal pairs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from corpus import (
+    DEFAULT_GRAMMAR, ChartParser, Sentence, Word, agreement_minimal_pairs, compile_grammar,
+    depth_from_heads, generate_sentences,
+)
+from corpus.labels import derivation_to_words
+
+DEPRELS = {"det", "amod", "nsubj", "obj", "case", "nmod", "acl:relcl", "ccomp", "mark", "root", "punct"}
+CONSTS = {"NP", "VP", "PP", "RC", "CP", "ROOT"}
+
+
+@pytest.fixture(scope="module")
+def sentences() -> list[Sentence]:
+    return generate_sentences(3000, seed=11)
+
+
+def labelled(text: str) -> list[Word]:
+    pcfg = compile_grammar(DEFAULT_GRAMMAR)
+    result = ChartParser(pcfg).parse(text.split())
+    assert result.count == 1, text
+    return derivation_to_words(result.tree, pcfg)
+
+
+def test_trees_are_consistent_on_thousands_of_sentences(sentences: list[Sentence]) -> None:
+    max_depth = 0
+    for s in sentences:
+        words = s.words
+        assert [w.id for w in words] == list(range(1, len(words) + 1))
+        roots = [w for w in words if w.head == 0]
+        assert len(roots) == 1 and roots[0].deprel == "root" and roots[0].upos == "VERB"
+        depths = depth_from_heads(words)  # also raises on a cycle
+        assert depths == [int(w.misc["Depth"]) for w in words]
+        max_depth = max(max_depth, *depths)
+        for w in words:
+            assert w.deprel in DEPRELS and w.misc["Const"] in CONSTS
+            if w.upos in ("NOUN", "VERB"):
+                assert w.feats["Number"] in ("Sing", "Plur")
+            if w.upos == "DET":
+                assert words[w.head - 1].upos == "NOUN" and w.head > w.id  # determiners precede
+    assert max_depth >= 6
+
+
+def test_every_finite_verb_agrees_with_its_controller(sentences: list[Sentence]) -> None:
+    n_verbs = n_attractors = 0
+    for s in sentences:
+        for verb in (w for w in s.words if w.upos == "VERB"):
+            n_verbs += 1
+            ctrl = s.words[int(verb.misc["Subj"]) - 1]
+            assert ctrl.upos == "NOUN"
+            assert verb.misc["SubjNumber"] == ctrl.feats["Number"] == verb.feats["Number"]
+            between = s.words[min(ctrl.id, verb.id):max(ctrl.id, verb.id) - 1]
+            other = any(w.upos == "NOUN" and w.feats["Number"] != ctrl.feats["Number"] for w in between)
+            assert verb.misc["Attractor"] == ("Yes" if other else "No")
+            n_attractors += other
+    assert 0.10 < n_attractors / n_verbs < 0.30
+
+
+def test_part_of_speech_depends_on_context(sentences: list[Sentence]) -> None:
+    tags = defaultdict(set)
+    for s in sentences:
+        for w in s.words:
+            tags[w.form].add(w.upos)
+    assert tags["that"] == {"DET", "PRON", "SCONJ"}
+    assert tags["watches"] == tags["walks"] == tags["plant"] == {"NOUN", "VERB"}
+
+
+def test_labels_of_an_attractor_sentence() -> None:
+    words = labelled("the dogs near the old cat sleep .")
+    assert [w.upos for w in words] == ["DET", "NOUN", "ADP", "DET", "ADJ", "NOUN", "VERB", "PUNCT"]
+    assert [w.head for w in words] == [2, 7, 6, 6, 6, 2, 0, 7]
+    assert [w.deprel for w in words] == ["det", "nsubj", "case", "det", "amod", "nmod", "root", "punct"]
+    assert [w.misc["Depth"] for w in words] == ["2", "1", "3", "3", "3", "2", "0", "1"]
+    assert [w.misc["Const"] for w in words] == ["NP", "NP", "PP", "NP", "NP", "NP", "VP", "ROOT"]
+    assert [w.lemma for w in words][:2] == ["the", "dog"]
+    verb = words[6]
+    assert verb.feats["Number"] == "Plur"
+    assert verb.misc == {"Const": "VP", "Depth": "0", "SubjNumber": "Plur", "Subj": "2", "Attractor": "Yes"}
+
+
+def test_labels_of_relative_clauses_and_homographs() -> None:
+    words = labelled("the dog that the cats see watches the watches .")
+    see, main, obj = words[5], words[6], words[8]
+    assert words[2].upos == "PRON" and words[2].deprel == "obj" and words[2].head == 6
+    assert see.deprel == "acl:relcl" and see.head == 2 and see.misc["Const"] == "RC"
+    assert (see.misc["SubjNumber"], see.misc["Subj"], see.misc["Attractor"]) == ("Plur", "5", "No")
+    assert (main.upos, main.feats["Number"], main.misc["Attractor"]) == ("VERB", "Sing", "Yes")
+    assert (obj.upos, obj.feats["Number"], obj.deprel) == ("NOUN", "Plur", "obj")
+
+    words = labelled("the dogs that watch the watch sleep .")
+    rc_verb = words[3]
+    assert (rc_verb.upos, rc_verb.deprel, words[2].deprel) == ("VERB", "acl:relcl", "nsubj")
+    # a subject relative agrees with the noun it modifies
+    assert (rc_verb.misc["SubjNumber"], rc_verb.misc["Subj"], rc_verb.misc["Attractor"]) == ("Plur", "2", "No")
+    assert words[6].misc["Attractor"] == "Yes"  # "watch" (Sing) sits between "dogs" and "sleep"
+
+    words = labelled("the man says that that dog sleeps .")
+    assert [w.upos for w in words[3:5]] == ["SCONJ", "DET"]
+    assert (words[3].deprel, words[3].head, words[6].deprel, words[6].head) == ("mark", 7, "ccomp", 3)
+    assert words[3].misc["Const"] == "CP"
+
+
+def test_agreement_minimal_pairs(sentences: list[Sentence]) -> None:
+    pairs = agreement_minimal_pairs(sentences)
+    expected = sum(w.misc.get("Attractor") == "Yes" for s in sentences for w in s.words)
+    assert len(pairs) == expected > 300
+    vocab = set(DEFAULT_GRAMMAR.vocabulary())
+    inflections = DEFAULT_GRAMMAR.inflections()
+    number_of = {form: num for (lemma, upos, num), form in inflections.items() if upos == "VERB"}
+    for prefix, correct, wrong in pairs:
+        assert wrong in vocab and wrong != correct
+        assert {number_of[correct], number_of[wrong]} == {"Sing", "Plur"}
+        assert prefix and prefix[-1] != "."
+    example = Sentence(labelled("the dogs near the cat sleep ."))
+    assert agreement_minimal_pairs([example]) == [(["the", "dogs", "near", "the", "cat"], "sleep", "sleeps")]
+
+
+def test_depth_from_heads_rejects_broken_trees() -> None:
+    cyclic = [Word(1, "a", head=2), Word(2, "b", head=1), Word(3, "c", head=0)]
+    with pytest.raises(ValueError, match="cycle"):
+        depth_from_heads(cyclic)
+    with pytest.raises(ValueError, match="invalid HEAD"):
+        depth_from_heads([Word(1, "a", head=5)])
+    assert depth_from_heads([Word(1, "a", head=2), Word(2, "b", head=0), Word(3, "c", head=1)]) == [1, 0, 2]

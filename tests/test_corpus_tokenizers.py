@@ -1,0 +1,140 @@
+"""Word-level tokenizer, byte-level BPE training, and word-to-token alignment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corpus import WordTokenizer, align_words_to_tokens, generate_sentences, train_bpe_tokenizer
+
+
+@pytest.fixture(scope="module")
+def sentences():
+    return generate_sentences(600, seed=2)
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory, sentences):
+    out = tmp_path_factory.mktemp("bpe")
+    # a vocabulary this small leaves most words split into several tokens
+    return train_bpe_tokenizer([s.text for s in sentences], vocab_size=300, out_dir=out), out
+
+
+def test_word_tokenizer_ids_and_round_trip(tmp_path: Path, sentences) -> None:
+    tok = WordTokenizer.from_sentences(sentences)
+    assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.unk_id) == (0, 1, 2, 3)
+    assert tok.decode([0, 1, 2, 3]) == ["<bos>", "<eos>", "<pad>", "<unk>"]
+    assert tok.decode([4, 5]) == ["the", "."]  # most frequent words first
+    words = sentences[0].forms
+    ids = tok.encode(words, add_bos=True, add_eos=True)
+    assert ids[0] == 0 and ids[-1] == 1 and len(ids) == len(words) + 2
+    assert tok.decode(ids, skip_special=True) == words
+    path = tok.save(tmp_path)
+    assert path == tmp_path / "vocab.json"
+    mapping = json.loads(path.read_text())
+    assert mapping["<bos>"] == 0 and mapping["<unk>"] == 3 and len(mapping) == len(tok)
+    loaded = WordTokenizer.load(path)
+    assert loaded.itos == tok.itos and len(loaded) == len(tok)
+    assert WordTokenizer.load(tmp_path).itos == tok.itos
+
+
+def test_unknown_words_are_counted_and_reported(sentences) -> None:
+    tok = WordTokenizer.from_sentences(sentences)
+    assert tok.unknown_report() == "no unknown words"
+    ids = tok.encode(["the", "zebra", "zebra", "yak"])
+    assert ids[1:] == [3, 3, 3]
+    assert tok.unknown_counts == {"zebra": 2, "yak": 1}
+    assert tok.unknown_report().startswith("3 unknown word tokens (2 types) mapped to <unk>: 'zebra'×2")
+    with pytest.raises(ValueError, match=r"unknown words: \['yak'\]"):
+        tok.encode(["yak"], strict=True)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.decode([len(tok)])
+    with pytest.raises(ValueError, match="min_count"):
+        WordTokenizer.from_sentences(sentences, min_count=0)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"<bos>": 0, "<eos>": 1, "<pad>": 2, "<unk>": 3, "a": 5}', "without gaps"),
+    ('{"<eos>": 0, "<bos>": 1, "<pad>": 2, "<unk>": 3}', "ids 0..3 must be"),
+    ('["<bos>"]', "JSON object"),
+    ("{not json", "not valid JSON"),
+])
+def test_load_rejects_bad_vocab_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "vocab.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        WordTokenizer.load(path)
+    with pytest.raises(FileNotFoundError):
+        WordTokenizer.load(tmp_path / "none.json")
+
+
+def test_bpe_tokenizer_is_saved_for_gpt2_tokenizer_fast(bpe) -> None:
+    from transformers import GPT2TokenizerFast
+
+    tok, out = bpe
+    assert (out / "vocab.json").is_file() and (out / "merges.txt").is_file()
+    again = GPT2TokenizerFast(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
+    assert len(again) == len(tok) == 300
+    text = "the dogs near the old cat sleep ."
+    assert again(text)["input_ids"] == tok(text)["input_ids"]
+    assert again.decode(again(text)["input_ids"]) == text
+    with pytest.raises(ValueError, match="vocab_size"):
+        train_bpe_tokenizer(["a b"], vocab_size=100, out_dir=out / "x")
+
+
+def test_alignment_spans_multi_token_words(bpe, sentences) -> None:
+    tok, _ = bpe
+    multi = 0
+    for s in sentences[:50]:
+        words = s.forms
+        al = align_words_to_tokens(tok, words)
+        assert al.input_ids == tok(" ".join(words), add_special_tokens=False)["input_ids"]
+        assert al.word_spans[0][0] == 0 and al.word_spans[-1][1] == len(al.input_ids)
+        for i, (start, end) in enumerate(al.word_spans):
+            assert end > start
+            assert al.last_token[i] == end - 1 and al.first_token[i] == start
+            piece = tok.decode(al.input_ids[start:end])
+            assert piece == (words[i] if i == 0 else " " + words[i])  # GPT-2 style leading space
+            multi += end - start > 1
+        assert [al.token_word[t] for t in al.last_token] == list(range(len(words)))
+    assert multi > 100
+
+
+def test_alignment_of_a_known_split(bpe) -> None:
+    tok, _ = bpe
+    words = ["the", "children", "sleep", "."]
+    al = align_words_to_tokens(tok, words)
+    assert len(al.tokens) == len(al.input_ids)
+    assert all(end - start >= 1 for start, end in al.word_spans)
+    assert al.word_spans[1][1] - al.word_spans[1][0] > 1  # "children" is split
+    assert "".join(al.tokens[slice(*al.word_spans[1])]) == "Ġchildren"
+    with pytest.raises(ValueError, match="whitespace"):
+        align_words_to_tokens(tok, ["two words"])
+    with pytest.raises(ValueError, match="at least one word"):
+        align_words_to_tokens(tok, [])
+
+
+def test_alignment_with_special_tokens_and_slow_tokenizers(bpe) -> None:
+    tok, _ = bpe
+
+    class Slow:
+        """The surface of a tokenizer without offsets (a 'slow' Hugging Face tokenizer)."""
+
+        is_fast = False
+        bos_token_id = 0
+
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+            return tok(text, add_special_tokens=False)["input_ids"]
+
+        def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+            return tok.convert_ids_to_tokens(ids)
+
+    words = ["the", "dogs", "sleep", "."]
+    fast = align_words_to_tokens(tok, words)
+    slow = align_words_to_tokens(Slow(), words)
+    assert slow.input_ids == fast.input_ids and slow.word_spans == fast.word_spans
+    framed = align_words_to_tokens(Slow(), words, add_special_tokens=True)
+    assert framed.token_word[0] is None
+    assert framed.word_spans == [(s + 1, e + 1) for s, e in fast.word_spans]
