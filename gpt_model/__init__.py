@@ -5,10 +5,14 @@
 """
 
 from gpt_model.config import GPTConfig
+from gpt_model.data import DataConfig, PackedDataset
+from gpt_model.evaluate import agreement_accuracy, evaluate_loss, evaluate_run
 from gpt_model.generation import KVCache, sample_next
 from gpt_model.gpt2_weights import load_gpt2, save_hf_gpt2
 from gpt_model.model import GPT, MLP, Attention, Norm, TransformerBlock
-from gpt_model.presets import MODEL_PRESETS, model_preset
+from gpt_model.presets import MODEL_PRESETS, TRAIN_PRESETS, model_preset, train_preset
+# `gpt_model.train` stays the module; the whole job is `gpt_model.train.train(run_config, out_dir)`.
+from gpt_model.train import CheckpointError, RunConfig, TrainConfig, Trainer, TrainingDiverged
 
 __all__ = [
     "GPT",
@@ -23,4 +27,16 @@ __all__ = [
     "save_hf_gpt2",
     "MODEL_PRESETS",
     "model_preset",
+    "TRAIN_PRESETS",
+    "train_preset",
+    "DataConfig",
+    "PackedDataset",
+    "RunConfig",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "CheckpointError",
+    "evaluate_loss",
+    "evaluate_run",
+    "agreement_accuracy",
 ]

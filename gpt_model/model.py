@@ -155,6 +155,25 @@ class TransformerBlock(nn.Module):
         return x if self.alpha == 1.0 else self.alpha * x
 
 
+@torch.no_grad()
+def deepnorm_init_(block: TransformerBlock, cfg: GPTConfig) -> None:
+    """torchscale's decoder init: q/k/v xavier_uniform (gain 1/√2), out_proj xavier_uniform,
+    FFN nn.Linear's default; then v_proj, out_proj and the FFN divided by (8N)^¼."""
+    d, beta = cfg.d_model, cfg.deepnorm_beta
+    qkv = block.attn.qkv.weight  # [3d, d]: q, k, v stacked
+    for i in range(3):
+        nn.init.xavier_uniform_(qkv[i * d : (i + 1) * d], gain=1 / math.sqrt(2))
+    nn.init.xavier_uniform_(block.attn.out.weight)
+    block.mlp.fc_in.reset_parameters()
+    block.mlp.fc_out.reset_parameters()
+    qkv[2 * d :].mul_(beta)
+    if block.attn.qkv.bias is not None:
+        block.attn.qkv.bias[2 * d :].mul_(beta)
+    for linear in (block.attn.out, block.mlp.fc_in, block.mlp.fc_out):
+        for p in linear.parameters():
+            p.mul_(beta)
+
+
 class GPT(HookedRootModule):
     """Decoder-only GPT. `model.blocks[i]` is block i, with its own parameters."""
 
@@ -193,12 +212,8 @@ class GPT(HookedRootModule):
                 std = cfg.init_std / math.sqrt(2 * cfg.n_layer)
                 nn.init.normal_(block.attn.out.weight, 0.0, std)
                 nn.init.normal_(block.mlp.fc_out.weight, 0.0, std)
-            elif cfg.residual == "deepnorm":  # torchscale: FFN, v_proj, out_proj scaled by β
-                beta = cfg.deepnorm_beta
-                block.attn.qkv.weight[2 * cfg.d_model :].mul_(beta)
-                block.attn.out.weight.mul_(beta)
-                block.mlp.fc_in.weight.mul_(beta)
-                block.mlp.fc_out.weight.mul_(beta)
+            elif cfg.residual == "deepnorm":
+                deepnorm_init_(block, cfg)
 
     # --------------------------------------------------------------- forward
     def forward(
@@ -261,9 +276,9 @@ class GPT(HookedRootModule):
                 f"sequence of {start + tokens.shape[1]} tokens exceeds the model's context_len "
                 f"({self.cfg.context_len})"
             )
-        # Checking ids costs a device sync on GPU: skip it in training, where the data
-        # pipeline produced the ids; always check on CPU and at inference.
-        if tokens.device.type == "cpu" or not self.training:
+        # Checking ids costs a device sync on GPU and a graph break under torch.compile: skip
+        # it there in training, where the data pipeline produced the ids.
+        if not torch.compiler.is_compiling() and (tokens.device.type == "cpu" or not self.training):
             lo, hi = int(tokens.min()), int(tokens.max())
             if lo < 0 or hi >= self.cfg.vocab_size:
                 bad = lo if lo < 0 else hi

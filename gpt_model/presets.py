@@ -1,7 +1,11 @@
-"""The model zoo: named GPT shapes. Training presets (issue: trainer) build on these.
+"""The model zoo (named GPT shapes) and the training presets built on it.
 
 `vocab_size` here is a placeholder for presets trained on our treebank: the trainer
 replaces it with the size of the tokenizer it builds.
+
+    stratascope train --preset demo --out runs/demo       # CPU, 2 cores, ≤ 10 minutes
+    stratascope train --preset deep --out runs/deep --set model.ln_placement=post
+    stratascope train --preset gpu --out runs/gpu         # one H100, ~10 minutes
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gpt_model.config import GPTConfig
+from gpt_model.data import DataConfig
+from gpt_model.train import RunConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
         ModelPreset(
             "demo",
             "CPU demo model for the built-in treebank (trains in minutes on 2 cores)",
-            GPTConfig(n_layer=6, d_model=128, n_head=4, context_len=128, vocab_size=512),
+            GPTConfig(n_layer=6, d_model=128, n_head=4, context_len=64, vocab_size=512),
         ),
         ModelPreset(
             "deep",
@@ -51,3 +57,71 @@ def model_preset(name: str, **overrides: Any) -> GPTConfig:
     if name not in MODEL_PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
     return replace(MODEL_PRESETS[name].config, **overrides)
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    name: str
+    description: str
+    config: RunConfig
+
+
+TRAIN_PRESETS: dict[str, TrainPreset] = {
+    p.name: p
+    for p in (
+        TrainPreset(
+            "demo",
+            "CPU, 2 cores, ≤ 10 minutes: the treebank's demo model (near its entropy floor)",
+            RunConfig(
+                model=MODEL_PRESETS["demo"].config,
+                # one thread: when other jobs share the 2 cores, two OpenMP threads stall each other
+                # (measured ~4× slower than one); on a dedicated machine --threads 2 may be faster
+                train=TrainConfig(max_steps=1000, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.05,
+                                  weight_decay=0.1, eval_interval=200, eval_batches=20, log_interval=25,
+                                  checkpoint_interval=250, num_threads=1),
+                data=DataConfig(source="treebank", tokenizer="word", n_sentences=100_000),
+            ),
+        ),
+        TrainPreset(
+            "deep",
+            "48 narrow blocks for Pre-LN / Post-LN / DeepNorm comparisons (CPU-sized steps)",
+            RunConfig(
+                model=MODEL_PRESETS["deep"].config,
+                train=TrainConfig(max_steps=300, batch_size=16, lr=1e-3, warmup_steps=50, eval_interval=100,
+                                  eval_batches=10, log_interval=10, checkpoint_interval=0,
+                                  log_block_grad_norms=True),
+                data=DataConfig(source="treebank", tokenizer="word", n_sentences=10_000),
+            ),
+        ),
+        TrainPreset(
+            "gpu",
+            "GPT-2-small shape on the treebank, bf16 + torch.compile, sized for one H100 (~10 minutes)",
+            RunConfig(
+                # 32 × 1024 tokens a step; ~65M tokens, an estimated 3 minutes of steps at 50% MFU,
+                # plus treebank generation (1M sentences, single-threaded CPU) and compilation
+                model=replace(MODEL_PRESETS["gpu"].config, dropout=0.1),
+                train=TrainConfig(max_steps=2000, batch_size=32, lr=6e-4, warmup_steps=100, weight_decay=0.1,
+                                  eval_interval=250, eval_batches=10, log_interval=50, checkpoint_interval=500,
+                                  compile=True),
+                data=DataConfig(source="treebank", tokenizer="word", n_sentences=1_000_000),
+            ),
+        ),
+        TrainPreset(
+            "smoke",
+            "seconds on CPU: a 2-block model on a small treebank, to check the pipeline",
+            RunConfig(
+                model=GPTConfig(n_layer=2, d_model=64, n_head=2, context_len=64, vocab_size=512),
+                train=TrainConfig(max_steps=60, batch_size=16, lr=3e-3, warmup_steps=10, eval_interval=30,
+                                  eval_batches=5, log_interval=10, checkpoint_interval=30),
+                data=DataConfig(source="treebank", tokenizer="word", n_sentences=2_000),
+            ),
+        ),
+    )
+}
+
+
+def train_preset(name: str) -> RunConfig:
+    """The RunConfig (model + train + data) of a training preset."""
+    if name not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    return TRAIN_PRESETS[name].config

@@ -91,23 +91,34 @@ def test_scaled_init_shrinks_residual_projections():
     assert plain == pytest.approx(0.02, rel=0.05)
 
 
-def test_deepnorm_scales_ffn_v_and_out_by_beta_and_residual_by_alpha():
+def test_deepnorm_init_follows_torchscale_decoder():
+    """q/k/v xavier_uniform(gain 1/√2), out xavier_uniform, FFN nn.Linear default; v, out, FFN ÷ (8N)^¼."""
     torch.manual_seed(0)
-    n = 6
-    model = GPT(GPTConfig(n_layer=n, d_model=256, n_head=4, context_len=8, vocab_size=11,
+    n, d = 6, 256
+    model = GPT(GPTConfig(n_layer=n, d_model=d, n_head=4, context_len=8, vocab_size=11,
                           ln_placement="post", residual="deepnorm"))
     beta = (8 * n) ** -0.25
+    xavier = math.sqrt(2 / (d + d))  # std of xavier_uniform on a square [d, d] matrix
     block = model.blocks[2]
     qkv = block.attn.qkv.weight
-    assert qkv[:256].std().item() == pytest.approx(0.02, rel=0.05)  # q: untouched
-    assert qkv[256:512].std().item() == pytest.approx(0.02, rel=0.05)  # k: untouched
-    assert qkv[512:].std().item() == pytest.approx(0.02 * beta, rel=0.05)  # v
-    for w in (block.attn.out.weight, block.mlp.fc_in.weight, block.mlp.fc_out.weight):
-        assert w.std().item() == pytest.approx(0.02 * beta, rel=0.05)
+    assert qkv[:d].std().item() == pytest.approx(xavier / math.sqrt(2), rel=0.05)  # q
+    assert qkv[d : 2 * d].std().item() == pytest.approx(xavier / math.sqrt(2), rel=0.05)  # k
+    assert qkv[2 * d :].std().item() == pytest.approx(xavier / math.sqrt(2) * beta, rel=0.05)  # v
+    assert block.attn.out.weight.std().item() == pytest.approx(xavier * beta, rel=0.05)
+    # nn.Linear's default: uniform(±1/√fan_in), std 1/√(3·fan_in)
+    assert block.mlp.fc_in.weight.std().item() == pytest.approx(beta / math.sqrt(3 * d), rel=0.05)
+    assert block.mlp.fc_out.weight.std().item() == pytest.approx(beta / math.sqrt(3 * 4 * d), rel=0.05)
+    assert block.mlp.fc_in.bias.abs().max().item() <= beta / math.sqrt(d) + 1e-7
     assert block.alpha == pytest.approx((2 * n) ** 0.25)
+    assert model.blocks[0].attn.qkv.weight.std().item() != pytest.approx(0.02, rel=0.2)
 
-    # the block computes LN(α·x + f(x)) for both sub-layers
-    x = torch.randn(1, 5, 256)
+
+def test_deepnorm_block_computes_post_ln_of_scaled_residual():
+    n = 6
+    model = GPT(GPTConfig(n_layer=n, d_model=64, n_head=4, context_len=8, vocab_size=11,
+                          ln_placement="post", residual="deepnorm"))
+    block = model.blocks[2]
+    x = torch.randn(1, 5, 64)
     with torch.no_grad():
         mid = block.ln1.norm(block.alpha * x + block.attn(x))
         expected = block.ln2.norm(block.alpha * mid + block.mlp(mid))

@@ -1,0 +1,104 @@
+"""SIGTERM / SIGINT: the trainer finishes its step, writes a checkpoint and exits cleanly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt_model import GPTConfig
+from gpt_model.checkpoint import load_model
+from gpt_model.data import PackedDataset, synthetic_documents
+from gpt_model.train import TrainConfig, Trainer, latest_checkpoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
+    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from gpt_model import GPTConfig
+    from gpt_model.data import PackedDataset, synthetic_documents
+    from gpt_model.train import TrainConfig, Trainer
+
+    docs = synthetic_documents(200, 40, seed=5)
+    data = PackedDataset.from_documents(docs, 16, bos_id=0, eos_id=1, pad_id=2)
+    cfg = TrainConfig(max_steps=1_000_000, batch_size=4, warmup_steps=10, eval_interval=0, log_interval=10,
+                      checkpoint_interval=0, progress=False)
+    trainer = Trainer(GPTConfig(n_layer=1, d_model=32, n_head=2, context_len=16, vocab_size=40), cfg, data,
+                      None, sys.argv[1])
+
+    def report(t, rec):
+        if t.step == 3:
+            print("STEP3", flush=True)
+
+    result = trainer.fit(on_step=report)
+    print("RESULT", result.status, result.step, flush=True)
+""")
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    sig = signal.SIGTERM
+    run = tmp_path / "run"
+    script = tmp_path / "train_forever.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "STEP3" not in line:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the trainer did not start in time"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"stopped by {sig.name}" in err
+    status, step = out.split("RESULT")[1].split()[:2]
+    assert status == "interrupted" and int(step) >= 3
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None and ckpt.name == f"step_{int(step):07d}"
+    assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == int(step)
+    load_model(ckpt)
+    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "interrupted" and events[-1]["signal"] == sig.name
+
+
+def test_sigint_in_process_stops_after_the_step_with_a_checkpoint(tmp_path):
+    docs = synthetic_documents(200, 40, seed=5)
+    data = PackedDataset.from_documents(docs, 16, bos_id=0, eos_id=1, pad_id=2)
+    cfg = TrainConfig(max_steps=100, batch_size=4, warmup_steps=1, eval_interval=0, checkpoint_interval=0,
+                      progress=False)
+    trainer = Trainer(GPTConfig(n_layer=1, d_model=32, n_head=2, context_len=16, vocab_size=40), cfg, data,
+                      None, tmp_path / "run")
+
+    def interrupt(t, rec):
+        if t.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    result = trainer.fit(on_step=interrupt)
+    assert result.status == "interrupted" and result.step == 3  # the signal lands during step 3
+    assert latest_checkpoint(tmp_path / "run").name == "step_0000003"
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
