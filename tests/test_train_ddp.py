@@ -46,7 +46,9 @@ WORKER = textwrap.dedent("""
     model = GPTConfig(n_layer=2, d_model=32, n_head=2, context_len=16, vocab_size=40)
     trainer = Trainer(model, cfg, data, None, out)
     result = trainer.fit()
-    print("RANK", trainer.dist.rank, "OF", trainer.dist.world_size, result.status, flush=True)
+    # one write per rank: the two processes share the pipe, and print() of several args interleaves
+    sys.stdout.write(f"RANK {trainer.dist.rank} OF {trainer.dist.world_size} {result.status}\\n")
+    sys.stdout.flush()
 """)
 
 

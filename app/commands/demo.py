@@ -1,41 +1,267 @@
-"""`stratascope demo`: the main job on the built-in treebank, stage by stage."""
+"""`stratascope demo` (`make demo`): the main job on the built-in treebank, stage by stage.
+
+    stratascope demo                      # treebank → train → probe → report → dashboard
+    DEMO_SERVE=0 stratascope demo         # stop before serving the dashboard
+    stratascope demo --force              # redo every stage
+    stratascope demo --gpt2 ~/models/gpt2 # also probe GPT-2 and show it on the Compare page
+    stratascope demo --tiny --out /tmp/runs/demo   # seconds: a 2-block model on a small treebank
+
+1. treebank   `stratascope corpus --out RUN/data` (the training preset's size and seed)
+2. train      `stratascope train --preset demo --out RUN --corpus RUN/data` (resumes an interrupted run)
+3. probe      `stratascope probe --model RUN --data treebank` (+ its random-init twin, + GPT-2)
+4. report     RUN/report.md: training against the entropy floor, agreement, the probing verdict
+5. dashboard  `stratascope dashboard --runs RUN/..` on 127.0.0.1
+
+A stage whose outputs exist is skipped, so a rerun is cheap; --force redoes them all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import torch
+STAGES = ("treebank", "train", "probe", "report", "dashboard")
 
-from gpt_model import GPT, model_preset
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What each stage runs; `tiny` is a seconds-long version for tests and smoke checks."""
+
+    preset: str
+    sentences: int
+    treebank_seed: int
+    train_args: tuple[str, ...]
+    probe_args: tuple[str, ...]
+
+    @staticmethod
+    def make(tiny: bool, seed: int, max_sentences: int | None, bootstrap: int | None) -> "DemoPlan":
+        from gpt_model.presets import train_preset
+
+        if tiny:
+            plan = DemoPlan("smoke", 600, 0,
+                            ("--steps", "20", "--batch-size", "8", "--set", "train.eval_interval=10",
+                             "--set", "train.checkpoint_interval=10", "--set", "train.log_interval=5",
+                             "--set", "train.eval_batches=2", "--no-progress"),
+                            ("--max-sentences", "40", "--bootstrap", "20", "--no-mdl",
+                             "--tasks", "position,upos,subject_number"))  # one task per level: a verdict
+        else:
+            data = train_preset("demo").data
+            plan = DemoPlan("demo", data.n_sentences, data.treebank_seed, (),
+                            ("--max-sentences", "1000"))
+        probe_args = list(plan.probe_args)
+        if max_sentences is not None:
+            probe_args = _set_flag(probe_args, "--max-sentences", str(max_sentences))
+        if bootstrap is not None:
+            probe_args = _set_flag(probe_args, "--bootstrap", str(bootstrap))
+        train_args = (*plan.train_args, "--seed", str(seed), "--set", "train.keep_checkpoints=10")
+        return DemoPlan(plan.preset, plan.sentences, plan.treebank_seed, train_args, tuple(probe_args))
+
+
+def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    if flag in args:
+        i = args.index(flag)
+        return args[:i + 1] + [value] + args[i + 2:]
+    return args + [flag, value]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run the main job end to end on the built-in treebank")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = subparsers.add_parser(
+        "demo", help="the main job end to end: treebank → train → probe → report → dashboard",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
+                        help="the demo's run directory (default runs/demo; the dashboard serves its parent)")
+    parser.add_argument("--force", action="store_true", help="redo every stage, even those whose outputs exist")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a seconds-long version (2-block model, small treebank, few probe sentences)")
+    parser.add_argument("--gpt2", metavar="DIR",
+                        help="a local GPT-2 (directory or cached hub name) to probe and compare; "
+                             "default: env STRATASCOPE_GPT2")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--max-sentences", type=int, metavar="N", help="probe at most N sentences (default 1000)")
+    parser.add_argument("--bootstrap", type=int, metavar="B", help="bootstrap resamples of the probes (default 1000)")
+    parser.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    parser.add_argument("--no-serve", action="store_true",
+                        help="stop before serving the dashboard (same as DEMO_SERVE=0)")
     parser.set_defaults(func=run)
 
 
-def describe_model(model: GPT) -> None:
-    cfg = model.cfg
-    print(
-        f"GPT: {cfg.n_layer} blocks × d_model {cfg.d_model}, {cfg.n_head} heads, MLP {cfg.mlp} "
-        f"({cfg.mlp_width}), {cfg.ln_placement}-LN {cfg.norm}, residual {cfg.residual}, "
-        f"context {cfg.context_len}, vocab {cfg.vocab_size}"
-    )
-    print(model)
-    print("\nparameters per part:")
-    for name, count in model.param_counts().items():
-        print(f"  {name:<10} {count:>10,}")
-    print(f"  {'total':<10} {model.num_params():>10,}")
-    print(f"\nhook points: {len(model.hook_dict)} (e.g. blocks.0.hook_resid_post, blocks.0.attn.hook_pattern)")
+# ----------------------------------------------------------------------------- helpers
+class Progress:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.t0 = self.start
+
+    def stage(self, k: int, name: str, what: str) -> None:
+        self.t0 = time.perf_counter()
+        print(f"\n== demo {k}/{len(STAGES)}: {name} — {what}", flush=True)
+
+    def skip(self, why: str) -> None:
+        print(f"   skipped: {why} (--force redoes it)", flush=True)
+
+    def done(self) -> None:
+        now = time.perf_counter()
+        print(f"   done in {now - self.t0:.1f} s (total {(now - self.start) / 60:.1f} min)", flush=True)
 
 
+def _cli(argv: list[str]) -> None:
+    """Run a stratascope sub-command in this process; a failure stops the demo."""
+    from app.cli import CLIError, main
+
+    print("   $ stratascope " + " ".join(argv), flush=True)
+    status = main(argv)
+    if status != 0:
+        raise CLIError(f"stage `stratascope {argv[0]}` failed (exit status {status}); fix the error above and "
+                       f"rerun `stratascope demo` (finished stages are skipped)")
+
+
+def gpt2_source(value: str | None) -> tuple[str | None, str]:
+    """The GPT-2 to use (or None) and a line saying why."""
+    value = value or os.environ.get("STRATASCOPE_GPT2") or None
+    if not value:
+        return None, "GPT-2: not configured (pass --gpt2 DIR or set STRATASCOPE_GPT2 to add it)"
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), f"GPT-2: {path.resolve()}"
+    if "/" in value or value.startswith("."):
+        return None, f"GPT-2: {value} is not a directory — left out"
+    return value, f"GPT-2: {value} (from the Hugging Face cache)"
+
+
+def clean(out: Path) -> None:
+    """--force: remove what the stages write (and nothing else) from the run directory."""
+    for name in ("data", "tokenizer", "checkpoints", "probes"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "results.json", "report.md"):
+        (out / name).unlink(missing_ok=True)
+
+
+def probe_dir(out: Path) -> Path:
+    from probes.models import model_tag
+
+    return out / "probes" / model_tag(out.resolve().name)
+
+
+def has_compare(results_path: Path) -> bool:
+    try:
+        results = json.loads(results_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return any(m.get("role") == "compare" for m in results.get("models", []))
+
+
+# ----------------------------------------------------------------------------- report
+def write_report(out: Path) -> Path:
+    """RUN/report.md: the training result against the floor, and the probing verdict."""
+    import probes
+    from app.commands.train import format_summary
+
+    lines = [f"# stratascope demo: `{out.name}`", ""]
+    results_path = out / "results.json"
+    if results_path.is_file():
+        final = json.loads(results_path.read_text())
+        lines += ["## Training", "", "```", format_summary(final, out), "```", ""]
+        if "entropy_floor" in final:
+            lines.append(f"Validation loss {final['val_loss']:.4f} nats/token against the treebank's entropy floor "
+                         f"{final['entropy_floor']:.4f} ({final['pct_above_floor']:+.2f}%; the design target is "
+                         f"within 1%).")
+        if "agreement" in final:
+            a = final["agreement"]
+            lines.append(f"Agreement across attractors: {100 * a['accuracy']:.2f}% of {a['n_pairs']} minimal pairs "
+                         f"(target ≥ 99%).")
+        lines.append("")
+    pdir = probe_dir(out)
+    if (pdir / "results.json").is_file():
+        res = probes.load_results(pdir)
+        lines += ["## Probing", "", "```", probes.summary(res), "```", "",
+                  f"Full report: [`{pdir.relative_to(out)}/report.md`]({pdir.relative_to(out)}/report.md); "
+                  f"figures: [`{pdir.relative_to(out)}/figures.html`]({pdir.relative_to(out)}/figures.html).", ""]
+    lines += ["## Dashboard", "", f"`stratascope dashboard --runs {out.parent}` — see docs/dashboard.md.", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- the job
 def run(args: argparse.Namespace) -> int:
-    torch.manual_seed(args.seed)
-    print("== stage 1/1: build the demo GPT ==")
-    model = GPT(model_preset("demo")).eval()
-    describe_model(model)
-    prompt = torch.zeros(1, 4, dtype=torch.long)
-    out = model.generate(prompt, 12, top_k=20, generator=torch.Generator().manual_seed(args.seed))
-    print(f"\ngenerated (untrained, KV cache): {out[0].tolist()}")
+    out: Path = args.out
+    serve = not args.no_serve and os.environ.get("DEMO_SERVE", "1") not in ("0", "false", "no")
+    plan = DemoPlan.make(args.tiny, args.seed, args.max_sentences, args.bootstrap)
+    gpt2, gpt2_line = gpt2_source(args.gpt2)
+    progress = Progress()
+    print(f"stratascope demo → {out}" + (" (tiny)" if args.tiny else "") + f"; {gpt2_line}", flush=True)
+    if args.force and out.exists():
+        print(f"--force: removing the demo's outputs in {out}", flush=True)
+        clean(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tb = out / "data"
+
+    # 1. treebank
+    progress.stage(1, "treebank", f"{plan.sentences:,} sentences of the built-in grammar (seed {plan.treebank_seed})")
+    if (tb / "stats.json").is_file() and (tb / "probe.conllu").is_file():
+        progress.skip(f"{tb}/ holds a complete treebank")
+    else:
+        _cli(["corpus", "--out", str(tb), "--sentences", str(plan.sentences), "--seed", str(plan.treebank_seed)])
+        progress.done()
+
+    # 2. train
+    progress.stage(2, "train", f"preset {plan.preset!r}")
+    if (out / "model.safetensors").is_file() and (out / "results.json").is_file():
+        progress.skip(f"{out}/model.safetensors exists")
+    else:
+        argv = ["train", "--preset", plan.preset, "--out", str(out), "--corpus", str(tb), *plan.train_args]
+        if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step_*")):
+            print("   resuming from the latest checkpoint", flush=True)
+            argv.append("--resume")
+        _cli(argv)
+        if not (out / "model.safetensors").is_file():
+            from app.cli import CLIError
+
+            raise CLIError("training stopped before the end (a checkpoint was kept): rerun `stratascope demo` "
+                           "to resume it")
+        progress.done()
+
+    # 3. probe
+    pdir = probe_dir(out)
+    what = "the demo model and its random-init twin" + (" and GPT-2" if gpt2 else "")
+    progress.stage(3, "probe", what)
+    if (pdir / "results.json").is_file() and (not gpt2 or has_compare(pdir / "results.json")):
+        progress.skip(f"{pdir}/results.json exists")
+    else:
+        argv = ["probe", "--model", str(out), "--data", "treebank", "--treebank", str(tb), "--out", str(pdir),
+                *plan.probe_args]
+        if gpt2:
+            argv += ["--compare", f"gpt2:{gpt2}"]
+        _cli(argv)
+        progress.done()
+
+    # 4. report
+    progress.stage(4, "report", f"{out}/report.md")
+    report = write_report(out)
+    print(report.read_text(), flush=True)
+    progress.done()
+
+    # 5. dashboard
+    progress.stage(5, "dashboard", f"runs under {out.parent} on http://127.0.0.1:{args.port}")
+    if not serve:
+        print("   not serving (DEMO_SERVE=0 / --no-serve); start it with "
+              f"`stratascope dashboard --runs {out.parent}`", flush=True)
+        return 0
+    from app.commands.dashboard import serve as serve_dashboard
+
+    serve_dashboard(out.parent, args.port, gpt2)  # replaces this process
     return 0
+
+
+def summary_numbers(out: Path) -> dict[str, Any]:
+    """The headline numbers of a finished demo (for tests and scripts)."""
+    final = json.loads((out / "results.json").read_text())
+    res = json.loads((probe_dir(out) / "results.json").read_text())
+    return {"val_loss": final.get("val_loss"), "entropy_floor": final.get("entropy_floor"),
+            "verdict": res["verdict"].get("message")}

@@ -1,0 +1,116 @@
+"""`stratascope probe`: layer-wise probes with controls, expected layers and the hierarchy verdict.
+
+    stratascope probe --model runs/demo --data treebank
+    stratascope probe --model runs/demo --data ../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu
+    stratascope probe --model runs/demo --data treebank --compare gpt2:/models/gpt2 --tasks upos,depth
+    stratascope probe --list-tasks
+
+--data treebank is the probe split (probe.conllu) of the built-in treebank: --treebank DIR if
+given, else the treebank the run was trained on (its config.json "data" section, by default
+RUN/data), else data/treebank/ (generated there, 20,000 sentences, seed 0, when missing).
+
+Writes results.json, results.csv, figures.html (standalone, works offline) and report.md to
+--out (default: runs/NAME/probes/MODEL-TAG/, with "@DATA" appended to the tag for a CoNLL-U file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "probe", help="fit layer-wise probes (with controls) and report the early/middle/late verdict",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", metavar="SPEC",
+                        help="runs/NAME, a checkpoint directory, gpt2:DIR, tl:DIR or nnsight:DIR")
+    parser.add_argument("--data", default="treebank", metavar="treebank|FILE.conllu",
+                        help="'treebank' (probe split of the built-in treebank) or a CoNLL-U file (default treebank)")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK",
+                        help="tasks to probe (names or comma-separated; default: the seven of DESIGN §5)")
+    parser.add_argument("--task-file", action="append", default=[], metavar="FILE.py",
+                        help="a Python file that defines extra tasks with @probes.task (repeatable)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="SPEC", help="more models probed side by side")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default runs/NAME/probes/MODEL-TAG/)")
+    parser.add_argument("--no-twin", action="store_true", help="skip the random-init twin of --model")
+    parser.add_argument("--twin-seed", type=int, default=0, help="seed of the random-init twin (default 0)")
+    parser.add_argument("--treebank", metavar="DIR", help="treebank directory for --data treebank")
+    parser.add_argument("--max-sentences", type=int, metavar="N", help="probe at most the first N sentences")
+    parser.add_argument("--seed", type=int, default=0, help="split, control task and bootstrap seed (default 0)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples (default 1000)")
+    parser.add_argument("--expected", choices=["anchored", "tenney"], default="anchored",
+                        help="expected layer used by the verdict (default anchored; see docs/probes.md)")
+    parser.add_argument("--no-mdl", action="store_true", help="skip the MDL online codes")
+    parser.add_argument("--no-control", action="store_true", help="skip the control tasks")
+    parser.add_argument("--no-cumulative", action="store_true",
+                        help="skip the cumulative probes (no expected layers, no verdict)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model and the probes (default cpu)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch threads for the probe fits (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
+    parser.add_argument("--store", metavar="DIR",
+                        help="keep activations in hooks.ActivationStore directories under DIR (reused on a rerun)")
+    parser.add_argument("--list-tasks", action="store_true", help="list the known tasks and exit")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.set_defaults(func=run)
+
+
+def _load_task_files(paths: list[str]) -> None:
+    import runpy
+
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise FileNotFoundError(f"no task file at {path}")
+        runpy.run_path(str(path), run_name="stratascope_tasks")
+
+
+def default_out(model: str, data: str, tag: str) -> Path:
+    from probes.run import run_dir_of
+
+    if str(data) != "treebank":
+        tag = f"{tag}@{Path(data).stem}"
+    run = run_dir_of(model)
+    if run is not None:
+        return run / "probes" / tag
+    return Path("runs") / tag / "probes" / tag
+
+
+def run(args: argparse.Namespace) -> int:
+    import probes
+
+    _load_task_files(args.task_file)
+    if args.list_tasks:
+        for t in probes.TASKS.values():
+            default = "*" if t.name in probes.DEFAULT_TASKS else " "
+            print(f"{default} {t.name:<22} {t.level:<7} {t.kind:<12} {t.description}")
+        print("(* = default)")
+        return 0
+    if not args.model:
+        raise ValueError("--model is required (e.g. --model runs/demo)")
+    for flag in ("bootstrap", "batch_size", "max_sentences", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "bootstrap" else 1):
+            raise ValueError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'bootstrap' else '>= 1'}, got {value}")
+    tasks = None
+    if args.tasks:
+        tasks = [name.strip() for item in args.tasks for name in item.split(",") if name.strip()]
+    tasks = probes.resolve_tasks(tasks)  # unknown names fail here, before any model is loaded
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    config = probes.ProbeConfig(seed=args.seed, n_bootstrap=args.bootstrap, expected=args.expected,
+                                mdl=not args.no_mdl, control=not args.no_control,
+                                cumulative=not args.no_cumulative, device=args.device, threads=args.threads)
+    sentences, source = probes.load_data(args.data, args.model, treebank_dir=args.treebank,
+                                         max_sentences=args.max_sentences, log=log)
+    log(f"data: {source['path']} ({len(sentences)} sentences)")
+    results = probes.probe(args.model, sentences, tasks, config, compare=args.compare, twin=not args.no_twin,
+                           twin_seed=args.twin_seed, store_dir=args.store, batch_size=args.batch_size,
+                           data_info=source, log=log)
+    out = Path(args.out) if args.out else default_out(args.model, args.data, results["main"])
+    paths = probes.write_outputs(results, out)
+    print(probes.summary(results))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,159 @@
+"""Where in depth a property appears: peak layer, expected layer, hierarchy verdict.
+
+Expected layer (Tenney, Das & Pavlick 2019). ``S(ℓ)`` is the test score of a *cumulative* probe
+that sees layers 0..ℓ (here: a linear probe on the concatenation of the standardised layers
+0..ℓ — each layer first reduced to its leading principal components when the concatenation
+would exceed ``max_cumulative_features``; see ``probes.suite``). With Δ(ℓ) = S(ℓ) − S(ℓ−1)::
+
+    tenney:    E[ℓ] = Σ_{ℓ≥1} ℓ·Δ(ℓ) / Σ_{ℓ≥1} Δ(ℓ)
+
+It is the centre of mass of the gains *after* the embeddings, and undefined (0/0, reported as
+NaN) for a lexical property that layer 0 already holds. The hierarchy verdict needs every task,
+lexical ones included, so it uses by default::
+
+    anchored:  Δ(0) = max(0, S(0) − S_base), E[ℓ] = Σ_{ℓ≥0} ℓ·Δ(ℓ) / Σ_{ℓ≥0} Δ(ℓ)
+
+with S_base the score of a probe that sees nothing (majority-class accuracy; R² = 0). It counts
+what the embeddings already hold at layer 0; equivalently ``anchored = tenney · G / (Δ(0) + G)``
+with G = Σ_{ℓ≥1} Δ(ℓ): Tenney's value shrunk towards 0 by the share of the information that is
+lexical. Where S(0) is at the baseline both are equal. Score drops after layer 0 (estimation
+noise: a cumulative probe sees everything the previous one saw) can push the sum below 0 or
+above L; the anchored value is clipped to [0, L]. Tenney's is reported as the formula gives it.
+
+Hierarchy verdict: the mean expected layer per level (early, middle, late) over that level's
+tasks, in every bootstrap resample of the test sentences; it *holds* when
+early < middle < late in at least 95 % of the resamples. Otherwise it names each failing pair
+(fraction of resamples in order, and the difference of the level means with its interval).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from probes.metrics import interval
+
+LEVEL_ORDER = ("early", "middle", "late")
+EXPECTED_KINDS = ("anchored", "tenney")
+
+
+def expected_layer_tenney(scores: np.ndarray) -> np.ndarray:
+    """Tenney et al.'s E[ℓ] from cumulative scores ``[..., L+1]`` (NaN where Σ Δ ≤ 0)."""
+    s = np.asarray(scores, dtype=np.float64)
+    delta = np.diff(s, axis=-1)  # Δ(1..L)
+    layers = np.arange(1, s.shape[-1])
+    total = delta.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 1e-12, (delta * layers).sum(axis=-1) / np.where(total > 1e-12, total, 1.0), np.nan)
+
+
+def expected_layer_anchored(scores: np.ndarray, baseline: np.ndarray | float) -> np.ndarray:
+    """E[ℓ] counting layer 0's gain over ``baseline`` (see module doc), clipped to [0, L];
+    NaN when S(L) ≤ baseline."""
+    s = np.asarray(scores, dtype=np.float64)
+    base = np.asarray(baseline, dtype=np.float64)
+    d0 = np.maximum(s[..., 0] - base, 0.0)
+    delta = np.diff(s, axis=-1)
+    layers = np.arange(1, s.shape[-1])
+    total = d0 + delta.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.where(total > 1e-12, (delta * layers).sum(axis=-1) / np.where(total > 1e-12, total, 1.0), np.nan)
+    return np.clip(e, 0.0, s.shape[-1] - 1)
+
+
+def expected_layer(scores: np.ndarray, baseline: np.ndarray | float | None = None,
+                   kind: str = "anchored") -> np.ndarray:
+    """``kind`` "tenney" (baseline unused) or "anchored" (baseline required)."""
+    if kind == "tenney":
+        return expected_layer_tenney(scores)
+    if kind == "anchored":
+        if baseline is None:
+            raise ValueError("the anchored expected layer needs the baseline score")
+        return expected_layer_anchored(scores, baseline)
+    raise ValueError(f"expected-layer kind must be one of {', '.join(EXPECTED_KINDS)}, got {kind!r}")
+
+
+def peak_layer(scores: np.ndarray) -> int:
+    """First layer whose score is the maximum (NaN-safe)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if np.all(np.isnan(s)):
+        return 0
+    return int(np.nanargmax(s))
+
+
+def _level_means(expected: dict[str, np.ndarray], levels: dict[str, str]) -> dict[str, np.ndarray]:
+    out = {}
+    for level in LEVEL_ORDER:
+        names = [t for t, lv in levels.items() if lv == level and t in expected]
+        if not names:
+            continue
+        stack = np.stack([np.asarray(expected[t], dtype=np.float64) for t in names])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples give NaN
+            out[level] = np.nanmean(stack, axis=0)
+    return out
+
+
+def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.ndarray],
+                      levels: dict[str, str], threshold: float = 0.95) -> dict[str, Any]:
+    """The verdict from per-task expected layers (point values and bootstrap samples [B]).
+
+    Returns {"holds": bool | None, "p_order": fraction of resamples with early < middle < late,
+    "levels": {level: {"mean", "ci", "tasks"}}, "pairs": [{"lower", "upper", "p_in_order",
+    "difference", "difference_ci", "ok"}], "failing": [...], "message": str}. ``holds`` is None
+    when a level has no task with a defined expected layer.
+    """
+    point = _level_means({t: np.asarray(v) for t, v in expected.items()}, levels)
+    boot = _level_means(expected_boot, levels)
+    present = [lv for lv in LEVEL_ORDER if lv in point and np.isfinite(point[lv])]
+    out: dict[str, Any] = {"threshold": threshold, "levels": {}, "pairs": [], "failing": []}
+    for lv in LEVEL_ORDER:
+        if lv not in point:
+            continue
+        tasks = [t for t, x in levels.items() if x == lv and t in expected]
+        ci = interval(boot[lv]) if lv in boot else np.array([np.nan, np.nan])
+        out["levels"][lv] = {"mean": _f(point[lv]), "ci": [_f(ci[0]), _f(ci[1])], "tasks": tasks}
+    pairs = [(a, b) for a, b in (("early", "middle"), ("middle", "late"), ("early", "late"))
+             if a in present and b in present]
+    for lower, upper in pairs:
+        diff = boot[upper] - boot[lower]
+        valid = np.isfinite(diff)
+        p = float((diff[valid] > 0).mean()) if valid.any() else float("nan")
+        ci = interval(diff)
+        pair = {"lower": lower, "upper": upper, "p_in_order": p,
+                "difference": _f(point[upper] - point[lower]), "difference_ci": [_f(ci[0]), _f(ci[1])],
+                "ok": bool(p >= threshold)}
+        out["pairs"].append(pair)
+        if not pair["ok"]:
+            out["failing"].append(pair)
+    if len(present) < 3:
+        missing = [lv for lv in LEVEL_ORDER if lv not in present]
+        out.update(holds=None, p_order=None,
+                   message=f"incomplete: no task with a defined expected layer at level(s) {', '.join(missing)}")
+        return out
+    e, m, l_ = boot["early"], boot["middle"], boot["late"]
+    valid = np.isfinite(e) & np.isfinite(m) & np.isfinite(l_)
+    p_order = float(((e < m) & (m < l_))[valid].mean()) if valid.any() else float("nan")
+    holds = bool(p_order >= threshold)
+    out.update(holds=holds, p_order=p_order)
+    means = ", ".join(f"{lv} {point[lv]:.2f}" for lv in LEVEL_ORDER)
+    if holds:
+        out["message"] = (f"holds: early < middle < late in {100 * p_order:.1f}% of resamples "
+                          f"(mean expected layer {means})")
+    else:
+        fails = "; ".join(
+            f"{p['lower']} < {p['upper']} in only {100 * p['p_in_order']:.1f}% of resamples "
+            f"({p['upper']} − {p['lower']} = {p['difference']:+.2f} [{p['difference_ci'][0]:+.2f}, "
+            f"{p['difference_ci'][1]:+.2f}])"
+            for p in out["failing"]
+        ) or "each pair is in order in ≥95% of resamples, but all three jointly are not"
+        out["message"] = (f"does not hold: early < middle < late in {100 * p_order:.1f}% of resamples "
+                          f"(mean expected layer {means}); {fails}")
+    return out
+
+
+def _f(x: Any) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None

@@ -1,0 +1,384 @@
+"""Probing tasks: functions from a CoNLL-U sentence to one gold label per word.
+
+A task is a name, the level it is expected at (``early`` / ``middle`` / ``late``, the
+hypothesis under test, DESIGN §5), a kind (``categorical`` → multinomial logistic probe scored
+by accuracy; ``ordinal`` → ridge probe scored by R²) and a function
+``fn(sentence) -> list[label | None]`` with one entry per word of ``sentence.words``
+(``None``: the word is not used by this task). Defining one takes a few lines::
+
+    import probes
+
+    @probes.task("noun_number", level="middle", kind="categorical")
+    def noun_number(sentence):
+        return [w.feats.get("Number") if w.upos == "NOUN" else None for w in sentence.words]
+
+Built-in tasks (``DEFAULT_TASKS`` are the seven rows of DESIGN §5; the others are extras):
+
+=================== ====== =========== ==========================================================
+name                level  kind        label of each word
+=================== ====== =========== ==========================================================
+position            early  ordinal     its 1-based index in the sentence
+word                early  categorical its form, for the 250 most frequent forms (others unused)
+upos                middle categorical its UPOS (in context: "walk" is NOUN or VERB)
+depth               middle ordinal     edges to the root following HEAD (root = 0)
+phrase              middle categorical MISC ``Const`` (constituent that introduced it) when the
+                                       sentence has it (built-in treebank), else its DEPREL
+                                       without subtype (``nmod:poss`` → ``nmod``)
+subject_number      late   categorical at each finite verb, the Number of its agreement controller
+                                       (its nsubj, or the noun a relative clause modifies when
+                                       the nsubj is a relative pronoun), across attractors
+next_upos           late   categorical UPOS of the next word (the last word is unused)
+constituent         middle categorical MISC ``Const`` only (built-in treebank)
+deprel              middle categorical full DEPREL (with subtype)
+subject_number_next late   categorical at the word *before* each finite verb, the Number that
+                                       verb must agree with (what a causal LM has to predict)
+=================== ====== =========== ==========================================================
+
+All built-ins need only CoNLL-U columns (the ``phrase`` fallback and ``subject_number`` compute
+from HEAD / DEPREL / FEATS when MISC has nothing), so they run unchanged on any UD treebank,
+multiword tokens and empty nodes included (those are not in ``Sentence.words``).
+
+Note on ``subject_number`` at the verb: where verbs inflect for number (the built-in treebank:
+every verb is present tense) the verb's own form carries the label, so it is decodable from
+the embeddings (a flat curve from layer 0, selectivity ≈ 0). ``subject_number_next`` asks the
+same question one word earlier, where the model cannot read it off the verb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LEVELS = ("early", "middle", "late")
+KINDS = ("categorical", "ordinal")
+
+Label = Any  # a hashable category (categorical) or a number (ordinal)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A probing task (see module doc). ``groups`` (optional) names a subset of each used word
+    (e.g. ``"attractor"``) so scores are also reported per group; ``max_classes`` keeps only the
+    most frequent labels of a categorical task (the rest are unused)."""
+
+    name: str
+    level: str
+    kind: str
+    fn: Callable[[Any], Sequence[Label | None]]
+    description: str = ""
+    max_classes: int | None = None
+    groups: Callable[[Any], Sequence[str | None]] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() or c == "," for c in self.name):
+            raise ValueError(f"Task.name must be a non-empty string without spaces or commas, got {self.name!r}")
+        if self.level not in LEVELS:
+            raise ValueError(f"Task {self.name!r}: level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"Task {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not callable(self.fn):
+            raise ValueError(f"Task {self.name!r}: fn must be callable")
+        if self.max_classes is not None and (self.kind != "categorical" or self.max_classes < 2):
+            raise ValueError(f"Task {self.name!r}: max_classes is for categorical tasks and must be >= 2")
+
+    @property
+    def categorical(self) -> bool:
+        return self.kind == "categorical"
+
+    def labels(self, sentence: Any) -> list[Label | None]:
+        """The task's labels for one sentence, checked (one per word)."""
+        out = list(self.fn(sentence))
+        if len(out) != len(sentence.words):
+            raise ValueError(f"task {self.name!r} returned {len(out)} labels for a sentence of "
+                             f"{len(sentence.words)} words")
+        if self.kind == "ordinal":
+            for v in out:
+                if v is not None and not isinstance(v, (int, float, np.integer, np.floating)):
+                    raise ValueError(f"ordinal task {self.name!r} returned a non-number label {v!r}")
+        return out
+
+    def __call__(self, sentence: Any) -> list[Label | None]:
+        return self.labels(sentence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description}
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, level={self.level!r}, kind={self.kind!r})"
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(t: Task, *, replace: bool = True) -> Task:
+    """Add a task to the registry (so the CLI's --tasks and ``get_task`` find it by name)."""
+    if not replace and t.name in TASKS:
+        raise ValueError(f"a task named {t.name!r} is already registered")
+    TASKS[t.name] = t
+    return t
+
+
+def task(name: str, level: str, kind: str = "categorical", *, description: str = "",
+         max_classes: int | None = None, groups: Callable[[Any], Sequence[str | None]] | None = None,
+         register_it: bool = True) -> Callable[[Callable[[Any], Sequence[Label | None]]], Task]:
+    """Decorator: turn ``fn(sentence) -> labels`` into a registered ``Task``."""
+
+    def wrap(fn: Callable[[Any], Sequence[Label | None]]) -> Task:
+        t = Task(name, level, kind, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                 max_classes, groups)
+        return register(t) if register_it else t
+
+    return wrap
+
+
+def get_task(t: Task | str) -> Task:
+    if isinstance(t, Task):
+        return t
+    if t not in TASKS:
+        raise ValueError(f"unknown task {t!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[t]
+
+
+def resolve_tasks(tasks: Iterable[Task | str] | str | None) -> list[Task]:
+    """Task objects from names / Tasks / a comma-separated string; None → DEFAULT_TASKS."""
+    if tasks is None:
+        tasks = DEFAULT_TASKS
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    out = [get_task(t) for t in tasks]
+    names = [t.name for t in out]
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise ValueError(f"task {dup[0]!r} given twice")
+    if not out:
+        raise ValueError("no tasks given")
+    return out
+
+
+# --------------------------------------------------------------------------------- helpers
+def _given(value: str | None) -> str | None:
+    return None if value in (None, "", "_") else value
+
+
+def _depths(sentence: Any) -> list[int] | None:
+    from corpus.labels import depth_from_heads
+
+    try:
+        return depth_from_heads(sentence.words)
+    except ValueError:
+        return None
+
+
+_FINITE_POS = frozenset({"VERB", "AUX"})
+_NUMBERS = frozenset({"Sing", "Plur"})
+
+
+def _is_finite_verb(w: Any) -> bool:
+    if w.upos not in _FINITE_POS:
+        return False
+    form = w.feats.get("VerbForm")
+    return form == "Fin" or (form is None and "Number" in w.feats)
+
+
+def agreement(sentence: Any) -> list[tuple[str, bool] | None]:
+    """Per word: (subject Number, attractor?) for finite verbs with a Sing/Plur controller.
+
+    MISC ``SubjNumber`` / ``Attractor`` (written by the built-in treebank) are used when present;
+    otherwise they are computed from the tree like ``corpus.labels.annotate_agreement`` does.
+    """
+    from corpus.labels import agreement_controller
+
+    words = sentence.words
+    out: list[tuple[str, bool] | None] = [None] * len(words)
+    for i, w in enumerate(words):
+        if "SubjNumber" in w.misc:
+            number = w.misc["SubjNumber"]
+            if number in _NUMBERS:
+                out[i] = (number, w.misc.get("Attractor") == "Yes")
+            continue
+        if not _is_finite_verb(w):
+            continue
+        try:
+            ctrl = agreement_controller(words, w)
+        except (IndexError, TypeError):  # a malformed head
+            ctrl = None
+        if ctrl is None or ctrl.feats.get("Number") not in _NUMBERS:
+            continue
+        number = ctrl.feats["Number"]
+        lo, hi = sorted((ctrl.id, w.id))
+        attractor = any(x.upos in ("NOUN", "PROPN") and x.feats.get("Number", number) != number
+                        for x in words[lo:hi - 1])
+        out[i] = (number, attractor)
+    return out
+
+
+def _attractor_groups(sentence: Any) -> list[str | None]:
+    return [None if a is None else ("attractor" if a[1] else "no_attractor") for a in agreement(sentence)]
+
+
+def _next_attractor_groups(sentence: Any) -> list[str | None]:
+    groups = _attractor_groups(sentence)
+    return groups[1:] + [None]
+
+
+# --------------------------------------------------------------------------------- built-ins
+@task("position", "early", "ordinal", description="index of the word in the sentence (1-based)")
+def position(sentence: Any) -> list[int]:
+    return [i + 1 for i in range(len(sentence.words))]
+
+
+@task("word", "early", "categorical", max_classes=250,
+      description="the word's form (the 250 most frequent forms; others unused)")
+def word_identity(sentence: Any) -> list[str]:
+    return [w.form for w in sentence.words]
+
+
+@task("upos", "middle", "categorical", description="universal part of speech in context")
+def upos(sentence: Any) -> list[str | None]:
+    return [_given(w.upos) for w in sentence.words]
+
+
+@task("depth", "middle", "ordinal", description="depth in the dependency tree from HEAD (root = 0)")
+def depth(sentence: Any) -> list[int | None]:
+    d = _depths(sentence)
+    return list(d) if d is not None else [None] * len(sentence.words)
+
+
+@task("phrase", "middle", "categorical",
+      description="constituent label (MISC Const, built-in treebank) or else DEPREL without subtype")
+def phrase(sentence: Any) -> list[str | None]:
+    words = sentence.words
+    if all("Const" in w.misc for w in words):
+        return [_given(w.misc["Const"]) for w in words]
+    return [_given(w.deprel.split(":")[0]) for w in words]
+
+
+@task("subject_number", "late", "categorical", groups=_attractor_groups,
+      description="at finite verbs: Number of the agreement controller (subject), across attractors")
+def subject_number(sentence: Any) -> list[str | None]:
+    return [None if a is None else a[0] for a in agreement(sentence)]
+
+
+@task("next_upos", "late", "categorical", description="UPOS of the next word")
+def next_upos(sentence: Any) -> list[str | None]:
+    tags = [_given(w.upos) for w in sentence.words]
+    return tags[1:] + [None]
+
+
+@task("constituent", "middle", "categorical", description="MISC Const: label of the constituent that introduced the word")
+def constituent(sentence: Any) -> list[str | None]:
+    return [_given(w.misc.get("Const")) for w in sentence.words]
+
+
+@task("deprel", "middle", "categorical", description="dependency relation (full DEPREL)")
+def deprel(sentence: Any) -> list[str | None]:
+    return [_given(w.deprel) for w in sentence.words]
+
+
+@task("subject_number_next", "late", "categorical", groups=_next_attractor_groups,
+      description="at the word before a finite verb: the Number that verb agrees with")
+def subject_number_next(sentence: Any) -> list[str | None]:
+    labels = subject_number(sentence)
+    return labels[1:] + [None]
+
+
+DEFAULT_TASKS: tuple[str, ...] = ("position", "word", "upos", "depth", "phrase", "subject_number", "next_upos")
+
+
+# --------------------------------------------------------------------------------- labels
+@dataclass
+class TaskLabels:
+    """One task's labels over a corpus, aligned with the activation rows (words in corpus order).
+
+    ``rows``: activation row of each used word; ``sentence``: its sentence index; ``types``:
+    its form (for the control task); ``y``: class index (categorical, into ``classes``, most
+    frequent first) or value (ordinal, float); ``groups``: optional per-word group names.
+    """
+
+    task: Task
+    rows: np.ndarray  # int64 [n]
+    sentence: np.ndarray  # int64 [n]
+    types: list[str]
+    y: np.ndarray  # int64 [n] or float64 [n]
+    classes: list[Any] = field(default_factory=list)
+    groups: list[str | None] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def control(self, seed: int = 0) -> np.ndarray:
+        """Hewitt & Liang (2019) control labels: every word type gets one fixed label drawn
+        from this task's label distribution (over its used words), seeded by (seed, task)."""
+        return control_labels(self.types, self.y, seed=seed, salt=self.task.name)
+
+
+def label_task(t: Task, sentences: Sequence[Any]) -> TaskLabels:
+    """Run a task over sentences; rows count every word of every sentence in order."""
+    rows, sent_ids, types, raw, groups = [], [], [], [], []
+    offset = 0
+    want_groups = t.groups is not None
+    for s_index, sentence in enumerate(sentences):
+        labels = t.labels(sentence)
+        gs = list(t.groups(sentence)) if want_groups else None
+        for i, (w, lab) in enumerate(zip(sentence.words, labels)):
+            if lab is None:
+                continue
+            if t.kind == "ordinal" and not np.isfinite(float(lab)):
+                continue
+            rows.append(offset + i)
+            sent_ids.append(s_index)
+            types.append(w.form)
+            raw.append(lab)
+            if want_groups:
+                groups.append(gs[i])
+        offset += len(sentence.words)
+    if t.kind == "ordinal":
+        y = np.asarray(raw, dtype=np.float64)
+        return TaskLabels(t, np.asarray(rows, np.int64), np.asarray(sent_ids, np.int64), types, y,
+                          [], groups if want_groups else None)
+    counts = Counter(raw)
+    classes = sorted(counts, key=lambda c: (-counts[c], str(c)))
+    if t.max_classes is not None and len(classes) > t.max_classes:
+        keep = set(classes[: t.max_classes])
+        classes = classes[: t.max_classes]
+        idx = [k for k, lab in enumerate(raw) if lab in keep]
+        rows = [rows[k] for k in idx]
+        sent_ids = [sent_ids[k] for k in idx]
+        types = [types[k] for k in idx]
+        raw = [raw[k] for k in idx]
+        if want_groups:
+            groups = [groups[k] for k in idx]
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.asarray([index[lab] for lab in raw], dtype=np.int64)
+    return TaskLabels(t, np.asarray(rows, np.int64), np.asarray(sent_ids, np.int64), types, y,
+                      classes, groups if want_groups else None)
+
+
+def _seed_for(seed: int, salt: str) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{salt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def control_labels(types: Sequence[str], y: np.ndarray, seed: int = 0, salt: str = "") -> np.ndarray:
+    """Per word, the control label of its type (see ``TaskLabels.control``). Types are visited in
+    sorted order, so the assignment depends only on the set of types, the labels and the seed."""
+    y = np.asarray(y)
+    if len(y) == 0:
+        return y.copy()
+    values, counts = np.unique(y, return_counts=True)
+    probs = counts / counts.sum()
+    distinct = sorted(set(types))
+    rng = np.random.default_rng(_seed_for(seed, salt))
+    draws = rng.choice(len(values), size=len(distinct), p=probs)
+    table = {t: values[k] for t, k in zip(distinct, draws)}
+    return np.asarray([table[t] for t in types], dtype=y.dtype)

@@ -1,0 +1,192 @@
+"""End to end: `stratascope dashboard` in a subprocess, every page driven in headless Chromium.
+
+Checks that each page renders its plotly charts and no Streamlit exception, that typing a
+sentence updates the Attention page, that a path outside the root is refused, and saves one
+screenshot per page to build/screenshots/ (the README's pictures in docs/screenshots/ are made by
+pointing STRATASCOPE_SCREENSHOTS there while driving the real demo run).
+
+Skipped (with the reason) only when Playwright or Chromium is missing; with
+STRATASCOPE_REQUIRE_BROWSER=1 (CI) a missing browser is a failure. Knobs: STRATASCOPE_CHROMIUM
+(default /usr/bin/chromium), STRATASCOPE_SCREENSHOTS (default build/screenshots), and
+STRATASCOPE_BROWSER_RUNS / STRATASCOPE_BROWSER_RUN to drive a real runs root (e.g. runs / demo)
+instead of the tiny fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dashboard_fixtures import runs_root  # noqa: F401 - fixture
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("STRATASCOPE_CHROMIUM", "/usr/bin/chromium"))
+SHOTS = Path(os.environ.get("STRATASCOPE_SCREENSHOTS", REPO / "build" / "screenshots"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+# url path, file name, title, minimum number of plotly charts
+PAGES = [
+    ("", "run", "Run", 4),
+    ("attention", "attention", "Attention", 8),
+    ("residual", "residual", "Residual stream", 10),
+    ("drift", "drift", "Activation drift", 6),
+    ("probes", "probes", "Probes", 4),
+    ("compare", "compare", "Compare", 11),
+]
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; no browser download is needed)"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set STRATASCOPE_CHROMIUM)"
+    return None
+
+
+REASON = _missing_browser()
+if REASON and os.environ.get("STRATASCOPE_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"the browser test is required here (STRATASCOPE_REQUIRE_BROWSER=1) but {REASON}")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the dashboard exited with status {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the dashboard did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    given = os.environ.get("STRATASCOPE_BROWSER_RUNS")
+    root = Path(given) if given else request.getfixturevalue("runs_root")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if not os.environ.get("STRATASCOPE_BROWSER_RUNS"):
+        env.pop("STRATASCOPE_GPT2", None)  # the fixture's pages as the AppTest tests see them
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "dashboard", "--runs", str(root), "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, os.environ.get("STRATASCOPE_BROWSER_RUN") or "tiny"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def settle(page, min_plots: int = 0, timeout: float = 180) -> None:
+    """Wait until the script run is over (no status widget for a while) and the charts are drawn."""
+    deadline = time.time() + timeout
+    quiet = 0
+    while time.time() < deadline:
+        running = (page.locator('[data-testid="stStatusWidget"]').count()
+                   + page.locator('[data-testid="stSpinner"]').count())
+        ready = page.locator("h1").count() > 0 and page.locator(".js-plotly-plot").count() >= min_plots
+        quiet = quiet + 1 if (not running and ready) else 0
+        if quiet >= 4:
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the page did not settle within {timeout} s "
+                         f"({page.locator('.js-plotly-plot').count()} charts, wanted {min_plots})")
+
+
+def no_exception(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def test_every_page_in_chromium(server, browser):
+    url, run = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    for path, name, title, min_plots in PAGES:
+        page.goto(f"{url}/{path}?run={run}")
+        settle(page, min_plots)
+        no_exception(page)
+        assert title in page.locator("h1").all_inner_texts()[-1]
+        n = page.locator(".js-plotly-plot").count()
+        assert n >= min_plots, (name, n)
+        assert page.locator(".js-plotly-plot .main-svg").count() >= min_plots  # drawn, not just placeholders
+        screenshot(page, SHOTS / f"{name}.png")
+    page.close()
+
+
+def screenshot(page, path: Path, max_height: int = 3200) -> None:
+    """The page down to its end (up to max_height px): Streamlit scrolls inside its main
+    container, so the viewport is grown to the content's height first."""
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]') || document.scrollingElement;
+        return main.scrollHeight; }""")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), max_height))})
+    page.wait_for_timeout(800)  # plotly redraws on resize
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
+def test_typing_a_sentence(server, browser):
+    url, run = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{url}/attention?run={run}")
+    settle(page, 5)
+    box = page.get_by_label("…or type one (words separated by spaces)")
+    box.fill("the dogs near the old cat sleep .")
+    box.press("Enter")
+    page.wait_for_timeout(1000)
+    settle(page, 5)
+    no_exception(page)
+    assert page.get_by_text("7·sleep").count() > 0  # the new tokens label the heatmaps
+    page.close()
+
+
+def test_refusal_in_the_browser(server, browser):
+    url, _ = server
+    page = browser.new_page()
+    bad_names = ["..", "%2Fetc", "..%2F..%2Fetc"] + ([] if os.environ.get("STRATASCOPE_BROWSER_RUNS") else ["escape"])
+    for bad in bad_names:
+        page.goto(f"{url}/attention?run={bad}")
+        settle(page)
+        no_exception(page)
+        assert page.get_by_text("refused").count() > 0, bad
+        assert page.locator(".js-plotly-plot").count() == 0
+    page.close()

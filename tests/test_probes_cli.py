@@ -1,0 +1,150 @@
+"""`stratascope probe` end to end on a tiny run directory; results.json schema; outputs; example."""
+
+import csv
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import probes
+from app.cli import main
+from corpus import DEFAULT_GRAMMAR, SplitConfig, WordTokenizer, read_conllu, write_conllu, write_treebank
+from gpt_model import GPT, GPTConfig
+from gpt_model.checkpoint import save_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """runs/tiny: a 2-block GPT, its word tokenizer and a small built-in treebank in data/."""
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    tok = WordTokenizer.from_words(DEFAULT_GRAMMAR.vocabulary())
+    torch.manual_seed(5)
+    model = GPT(GPTConfig(n_layer=2, d_model=32, n_head=2, vocab_size=len(tok), context_len=48))
+    save_model(model, run, extra_config={"tokenizer": {"kind": "word", "path": "tokenizer/vocab.json"},
+                                         "data": {"source": "treebank", "path": "data"}})
+    (run / "tokenizer").mkdir()
+    tok.save(run / "tokenizer" / "vocab.json")
+    write_treebank(run / "data", 300, seed=2, split=SplitConfig(0.5, 0.1, 0.4))
+    return run
+
+
+@pytest.fixture(scope="module")
+def cli_out(run_dir):
+    code = main(["probe", "--model", str(run_dir), "--data", "treebank", "--tasks", "upos,depth",
+                 "subject_number", "--bootstrap", "100", "--quiet"])
+    assert code == 0
+    return run_dir / "probes" / "tiny"
+
+
+def test_cli_writes_every_output(cli_out, capsys):
+    for name in ("results.json", "results.csv", "figures.html", "report.md"):
+        assert (cli_out / name).is_file(), name
+    results = probes.load_results(cli_out)
+    probes.validate(results)
+    assert results["main"] == "tiny"
+    assert [m["role"] for m in results["models"]] == ["model", "random_init"]
+    assert results["data"]["kind"] == "treebank" and results["data"]["path"].endswith("data/probe.conllu")
+    assert [t["name"] for t in results["tasks"]] == ["upos", "depth", "subject_number"]
+    upos = results["models"][0]["tasks"]["upos"]
+    assert len(upos["layers"]) == 3 and "mdl" in upos["layers"][0] and "selectivity" in upos["layers"][2]
+    assert results["verdict"]["holds"] is None  # no early task asked for: incomplete
+    # CSV: one row per model × task × layer
+    rows = list(csv.DictReader(open(cli_out / "results.csv")))
+    assert len(rows) == 2 * 3 * 3
+    assert set(rows[0]) >= {"model", "task", "layer", "score", "ci_low", "selectivity", "mdl_compression"}
+    # standalone HTML: plotly.js embedded, no network needed
+    page = (cli_out / "figures.html").read_text()
+    assert "plotly" in page.lower() and "<script" in page and 'src="https://cdn' not in page
+    assert len(page) > 1_000_000
+    report = (cli_out / "report.md").read_text()
+    assert report.startswith("# Probing report: tiny") and "## Verdict" in report and "| upos |" in report
+
+
+def test_cli_on_a_conllu_file_with_default_out(run_dir, tmp_path, monkeypatch, capsys):
+    sentences = read_conllu(run_dir / "data" / "probe.conllu")[:60]
+    path = tmp_path / "mini.conllu"
+    write_conllu(sentences, path)
+    out = tmp_path / "out"
+    code = main(["probe", "--model", str(run_dir), "--data", str(path), "--tasks", "position", "word", "next_upos",
+                 "--no-twin", "--no-mdl", "--bootstrap", "50", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "hierarchy" in printed and "wrote" in printed
+    results = json.loads((out / "results.json").read_text())
+    probes.validate(results)
+    assert len(results["models"]) == 1 and results["data"]["n_sentences"] == 60
+    from app.commands.probe import default_out
+
+    assert default_out(str(run_dir), str(path), "tiny") == run_dir / "probes" / "tiny@mini"
+    assert default_out("gpt2:/models/gpt2", "treebank", "gpt2-gpt2") == Path("runs/gpt2-gpt2/probes/gpt2-gpt2")
+
+
+def test_cli_user_errors_are_one_line(run_dir, capsys):
+    assert main(["probe", "--model", str(run_dir), "--tasks", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown task 'nope'" in err and "Traceback" not in err
+    assert main(["probe", "--model", str(run_dir), "--data", "missing.conllu"]) == 1
+    assert "no CoNLL-U file" in capsys.readouterr().err
+    assert main(["probe", "--model", "runs/does-not-exist", "--data", str(run_dir / "data" / "probe.conllu")]) == 1
+    assert "no run or checkpoint directory" in capsys.readouterr().err
+    assert main(["probe"]) == 1
+    assert "--model is required" in capsys.readouterr().err
+
+
+def test_cli_lists_tasks(capsys):
+    assert main(["probe", "--list-tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "* subject_number" in out and "  deprel" in out
+
+
+def test_schema_validation_catches_damage(cli_out):
+    results = probes.load_results(cli_out)
+    broken = json.loads(json.dumps(results))
+    del broken["models"][0]["tasks"]["upos"]["layers"][1]["ci"]
+    with pytest.raises(ValueError, match="ci"):
+        probes.validate(broken)
+    broken = json.loads(json.dumps(results))
+    broken["main"] = "other"
+    with pytest.raises(ValueError, match="main"):
+        probes.validate(broken)
+
+
+def test_example_custom_probe_runs(run_dir, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["custom_probe.py", str(run_dir)])
+    try:
+        runpy.run_path(str(ROOT / "examples" / "custom_probe.py"), run_name="__main__")
+    finally:
+        probes.TASKS.pop("noun_number", None)
+    out = capsys.readouterr().out
+    assert "noun_number" in out and "upos" in out
+    code = [ln for ln in (ROOT / "examples" / "custom_probe.py").read_text().splitlines()
+            if ln.strip() and not ln.strip().startswith(("#", '"""'))]
+    assert len(code) < 20
+
+
+def test_cli_keeps_activations_in_a_store(run_dir, tmp_path, capsys):
+    store = tmp_path / "acts"
+    args = ["probe", "--model", str(run_dir), "--tasks", "upos", "--no-twin", "--no-mdl", "--no-cumulative",
+            "--bootstrap", "20", "--max-sentences", "30", "--store", str(store), "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(args) == 0
+    index = json.loads((store / "tiny" / "index.json").read_text())
+    assert index["done_sentences"] == index["n_sentences"] == 30
+    first = json.loads((tmp_path / "o" / "results.json").read_text())["models"][0]["tasks"]["upos"]["layers"]
+    assert main(args) == 0  # reuses the finished store
+    again = json.loads((tmp_path / "o" / "results.json").read_text())["models"][0]["tasks"]["upos"]["layers"]
+    assert [x["score"] for x in first] == [x["score"] for x in again]
