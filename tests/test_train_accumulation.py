@@ -1,21 +1,10 @@
 """Gradient accumulation: A micro-batches of B rows give the update of one batch of A·B rows."""
 
-import pytest
 import torch
 
 from gpt_model import GPTConfig
 from gpt_model.data import PackedDataset, synthetic_documents
 from gpt_model.train import TrainConfig, Trainer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _run(tmp_path, batch_size, accum):

@@ -3,22 +3,10 @@
 import json
 import random
 
-import pytest
-import torch
 
 from app.cli import main
 from gpt_model.checkpoint import load_model
 from gpt_model.data import load_tokenizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 WORDS = "the a dog cat bird sees chases likes runs sleeps big small red old near under house garden".split()

@@ -8,16 +8,6 @@ from gpt_model.data import PackedDataset, synthetic_documents
 from gpt_model.train import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trainer(tmp_path, grad_clip):
     docs = synthetic_documents(200, 40, seed=1)
     data = PackedDataset.from_documents(docs, 16, bos_id=0, eos_id=1, pad_id=2)

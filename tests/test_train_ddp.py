@@ -7,7 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
 
 from gpt_model import GPTConfig
@@ -15,16 +14,6 @@ from gpt_model.checkpoint import load_weights
 from gpt_model.data import PackedDataset, synthetic_documents
 from gpt_model.model import GPT
 from gpt_model.train import TrainConfig, Trainer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,20 +1,9 @@
 """AdamW parameter groups: weight decay on ≥2-D parameters only (nanoGPT's rule)."""
 
-import pytest
 import torch
 
 from gpt_model import GPT, GPTConfig
 from gpt_model.train import TrainConfig, build_optimizer, param_groups
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _names(model, params):

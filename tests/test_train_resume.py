@@ -12,16 +12,6 @@ from gpt_model.data import PackedDataset, synthetic_documents
 from gpt_model.train import CheckpointError, TrainConfig, Trainer, latest_checkpoint, list_checkpoints
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # dropout > 0: the RNG state must be restored too for the losses to match
 MODEL = GPTConfig(n_layer=2, d_model=32, n_head=2, context_len=16, vocab_size=40, dropout=0.1)
 TRAIN = TrainConfig(max_steps=8, batch_size=4, lr=3e-3, warmup_steps=2, eval_interval=4, eval_batches=2,

@@ -4,23 +4,12 @@ directory is what the hooks / probes / dashboard code consumes."""
 import json
 
 import pytest
-import torch
 
 from gpt_model.checkpoint import load_model
 from gpt_model.data import DataConfig, load_tokenizer
 from gpt_model.evaluate import agreement_accuracy, evaluate_run
 from gpt_model.presets import train_preset
 from gpt_model.train import train
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and immune to a CPU shared with other jobs
-    (two OpenMP threads on a loaded 2-core machine run ~10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
