@@ -3,7 +3,6 @@
 import json
 import random
 
-
 from app.cli import main
 from gpt_model.checkpoint import load_model
 from gpt_model.data import load_tokenizer

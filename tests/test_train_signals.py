@@ -9,7 +9,6 @@ import textwrap
 import time
 from pathlib import Path
 
-
 from gpt_model import GPTConfig
 from gpt_model.checkpoint import load_model
 from gpt_model.data import PackedDataset, synthetic_documents
