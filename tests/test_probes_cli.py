@@ -16,15 +16,6 @@ from gpt_model import GPT, GPTConfig
 from gpt_model.checkpoint import save_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

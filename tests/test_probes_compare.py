@@ -10,14 +10,6 @@ from corpus import DEFAULT_GRAMMAR, WordTokenizer, generate_sentences, train_bpe
 from gpt_model import GPT, GPTConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
     from transformers import GPT2Config, GPT2LMHeadModel

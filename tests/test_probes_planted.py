@@ -13,15 +13,6 @@ from corpus import DEFAULT_GRAMMAR, Sentence, Word, WordTokenizer, generate_sent
 from gpt_model import GPT, GPTConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 
 def bayes_accuracy(K: int, snr: float) -> float:
     """Equal priors, class means snr·σ·e_k (orthonormal), isotropic noise σ: the Bayes rule picks
