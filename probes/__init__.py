@@ -39,6 +39,7 @@ from probes.schema import validate
 from probes.suite import ProbeConfig, ProbeSuite, split_sentences
 from probes.tasks import (
     DEFAULT_TASKS,
+    DESIGN_TASKS,
     LEVELS,
     TASKS,
     Task,
@@ -53,7 +54,7 @@ from probes.tasks import (
 
 __all__ = [
     # tasks
-    "Task", "task", "register", "TASKS", "DEFAULT_TASKS", "LEVELS", "get_task", "resolve_tasks", "label_task",
+    "Task", "task", "register", "TASKS", "DEFAULT_TASKS", "DESIGN_TASKS", "LEVELS", "get_task", "resolve_tasks", "label_task",
     "TaskLabels", "control_labels",
     # fitting
     "fit_logistic", "fit_ridge", "select_logistic", "select_ridge", "LogisticProbe", "RidgeProbe", "Standardizer",

@@ -40,6 +40,7 @@ DEFAULT_RIDGE_LAMBDAS: tuple[float, ...] = (10.0, 1.0, 1e-1, 1e-2, 1e-3)
 
 # ----------------------------------------------------------------------------- threads
 SMALL_WORK = 1e8  # multiply-adds per evaluation below which one thread is faster
+CHUNK_ELEMENTS = 1 << 19  # logits per row chunk of a CPU evaluation (2 MiB of float32: stays in cache)
 
 
 @contextmanager
@@ -130,11 +131,16 @@ class _LogisticObjective:
     """Mean cross-entropy + λ/2‖W‖² and its gradient for a subset of the P problems.
 
     Parameters are flat per problem: ``x [p, K·d + K]`` = Wᵀ [K, d] then b [K]. Logits are
-    computed class-major, ``[p, K, n] = Wᵀ @ Xᵀ`` (Xᵀ a view, no copy): the softmax then runs
-    along a long contiguous axis, which is markedly faster on CPU for few classes."""
+    computed class-major, ``[p, K, c] = Wᵀ @ Xᵀ`` for blocks of c rows (Xᵀ a view, no copy): the
+    softmax then runs along a long contiguous axis, and a block's logits stay in cache through
+    its passes (on the demo model's word task: 1.75× faster per evaluation than all rows at
+    once). With ``precondition="adaptive"`` each evaluation also records the class curvature
+    mean_i p_ik(1 − p_ik) of its point, which ``precond`` then uses."""
 
-    def __init__(self, X: Tensor, y: Tensor, n_classes: int, lam: Tensor, precondition: str | None = None):
-        self.X, self.K, self.lam = X, n_classes, lam
+    def __init__(self, X: Tensor, y: Tensor, n_classes: int, lam: Tensor, precondition: str | None = None,
+                 chunk: int | None = None):
+        self.X, self.K, self.lam, self.chunk = X, n_classes, lam, chunk
+        self._buf: Tensor | None = None
         self.P, self.n, self.d = X.shape
         self.y = y.reshape(1, 1, -1)
         self._key: tuple[int, ...] | None = None
@@ -146,14 +152,17 @@ class _LogisticObjective:
             gram = Xd.transpose(1, 2) @ Xd / self.n  # [P, d, d]
             e, V = torch.linalg.eigh(gram)
             self._e, self._V = e.clamp_min(0.0).to(X.dtype), V.to(X.dtype)
-            pi = torch.bincount(y, minlength=n_classes).to(X.dtype) / max(self.n, 1)
+            self._counts = torch.bincount(y, minlength=n_classes).to(X.dtype)
+            pi = self._counts / max(self.n, 1)
             if precondition == "pi":
                 c = (pi * (1 - pi)).clamp_min(1.0 / max(self.n, 1))
             elif precondition == "half":
                 c = torch.full_like(pi, 0.5)
+            elif precondition == "adaptive":
+                c = (pi * (1 - pi)).clamp_min(1.0 / max(self.n, 1))
             else:
-                raise ValueError(f"precondition must be 'pi', 'half' or None, got {precondition!r}")
-            self._c = c
+                raise ValueError(f"precondition must be 'pi', 'half', 'adaptive' or None, got {precondition!r}")
+            self._c = c.expand(self.P, n_classes).clone()  # [P, K]
 
     def precond(self, q: Tensor, idx: Tensor) -> Tensor:
         """M·q with M ≈ inverse Hessian: per class k, (c_k·XᵀX/n + λ)⁻¹ on the weights (in the
@@ -165,9 +174,10 @@ class _LogisticObjective:
         lam = self.lam[idx]
         WT = q[:, : K * d].reshape(p, K, d)
         Z = torch.bmm(WT, V)  # [p, K, d] in the eigenbasis
-        Z = Z / (self._c[None, :, None] * e[:, None, :] + lam[:, None, None])
+        c = self._c[idx]  # [p, K]
+        Z = Z / (c[:, :, None] * e[:, None, :] + lam[:, None, None])
         W2 = torch.bmm(Z, V.transpose(1, 2))
-        b2 = q[:, K * d:] / self._c[None, :]
+        b2 = q[:, K * d:] / c
         return torch.cat([W2.reshape(p, K * d), b2], dim=1)
 
     def _subset(self, idx: Tensor) -> Tensor:
@@ -190,25 +200,65 @@ class _LogisticObjective:
         X = self._subset(idx)
         lam = self.lam[idx]
         WT = x[:, : K * d].reshape(p, K, d)
-        b = x[:, K * d:]
-        logp = torch.log_softmax(torch.baddbmm(b[:, :, None], WT, X.transpose(1, 2)), dim=1)  # [p, K, n]
-        y = self.y.expand(p, 1, n)
-        f = -logp.gather(1, y).sum(dim=(1, 2)) / n + 0.5 * lam * WT.pow(2).sum(dim=(1, 2))
-        G = logp.exp_()
-        G.scatter_add_(1, y, self._neg.expand(p, 1, n))  # softmax − one-hot
-        gW = torch.bmm(G, X).div_(n).add_(WT * lam[:, None, None])  # [p, K, d]
-        gb = G.sum(dim=2).div_(n)
-        return f, torch.cat([gW.reshape(p, K * d), gb], dim=1)
+        b = x[:, K * d:, None]  # [p, K, 1]
+        c = self._chunk_rows(p)
+        buf = self._buffer(p, c)
+        f = x.new_zeros(p)
+        gW = x.new_zeros(p, K, d)
+        gb = x.new_zeros(p, K, 1)
+        adaptive = self.precondition == "adaptive"
+        sq = x.new_zeros(p, K) if adaptive else None
+        # Rows in chunks: the logits of a chunk stay in cache through the softmax passes, and the
+        # [p, K, c] buffer is reused (a fresh [p, K, n] tensor per call costs as much as a product).
+        for s0 in range(0, n, c):
+            e = min(n, s0 + c)
+            w = e - s0
+            Xc = X[:, s0:e]
+            L = buf if w == c else buf.new_empty(p, K, w)
+            torch.baddbmm(b, WT, Xc.transpose(1, 2), out=L)  # logits [p, K, w], class-major
+            y = self.y[:, :, s0:e].expand(p, 1, w)
+            L.sub_(L.amax(dim=1, keepdim=True))
+            f.sub_(L.gather(1, y).sum(dim=(1, 2)))
+            # exp below −87 (a float32 denormal or 0) takes a slow path, 12× slower on this CPU;
+            # those terms are < e⁻⁸⁰ ≈ 2e−35 next to the max's 1, so clamping them changes nothing.
+            L.clamp_min_(-80.0).exp_()
+            z = L.sum(dim=1, keepdim=True)
+            f.add_(z.log().sum(dim=(1, 2)))
+            L.div_(z)
+            if sq is not None:
+                sq.add_(torch.linalg.vector_norm(L, dim=2).square_())
+            L.scatter_add_(1, y, self._neg[:, :, :w].expand(p, 1, w))  # softmax − one-hot
+            gW.baddbmm_(L, Xc)
+            gb.add_(L.sum(dim=2, keepdim=True))
+        if sq is not None:  # curvature of this point: mean p(1 − p) per class
+            self._c[idx] = ((gb[..., 0] + self._counts) - sq).div_(n).clamp_min_(1.0 / n)
+        f = f / n + 0.5 * lam * WT.pow(2).sum(dim=(1, 2))
+        gW.div_(n).add_(WT * lam[:, None, None])  # [p, K, d]
+        return f, torch.cat([gW.reshape(p, K * d), gb.reshape(p, K).div_(n)], dim=1)
+
+    def _chunk_rows(self, p: int) -> int:
+        if self.chunk is not None:
+            return max(1, min(self.n, self.chunk))
+        if self.X.device.type != "cpu":  # one pass: every extra chunk is more kernel launches
+            return max(1, self.n)
+        return max(1, min(self.n, max(256, CHUNK_ELEMENTS // max(1, p * self.K))))
+
+    def _buffer(self, p: int, c: int) -> Tensor:
+        if self._buf is None or self._buf.shape[1] != c or self._buf.shape[0] < p:
+            self._buf = self.X.new_empty(max(p, self.P), self.K, c)
+        return self._buf[:p]
 
 
-def lbfgs(fg, x: Tensor, *, max_iter: int = 100, tol: float = 1e-4, history: int = 10,
-          ftol: float = 1e-10) -> tuple[Tensor, int, int]:
+def lbfgs(fg, x: Tensor, *, max_iter: int = 100, tol: float = 1e-4, history: int = 20,
+          max_halvings: int = 30) -> tuple[Tensor, int, int]:
     """Batched L-BFGS: P independent problems, each with its own curvature pairs and its own
-    backtracking (Armijo) line search; problems leave the batch as they converge.
+    backtracking line search (Armijo, or approximate Wolfe within rounding noise); problems
+    leave the batch as they converge.
 
     fg(x [p, D], idx [p]) → (f [p], g [p, D]) for the problems ``idx``. Stops a problem when
-    its largest gradient entry is ≤ tol (scikit-learn's lbfgs criterion) or its objective
-    changes by less than ftol (relative). Returns (x, iterations, function evaluations)."""
+    its largest gradient entry is ≤ tol (scikit-learn's lbfgs criterion), or when its line
+    search fails twice in a row (the second time from a fresh memory: no step of the
+    preconditioned gradient direction improves it). Returns (x, iterations, evaluations)."""
     x = x.clone()
     P, D = x.shape
     idx = torch.arange(P, device=x.device)
@@ -219,6 +269,7 @@ def lbfgs(fg, x: Tensor, *, max_iter: int = 100, tol: float = 1e-4, history: int
     S = x.new_zeros(P, m, D)
     Y = x.new_zeros(P, m, D)
     rho = x.new_zeros(P, m)
+    fails = torch.zeros(P, dtype=torch.long, device=x.device)  # consecutive failed line searches
     pos = 0
     active = g.abs().amax(dim=1) > tol
     it = 0
@@ -262,38 +313,63 @@ def lbfgs(fg, x: Tensor, *, max_iter: int = 100, tol: float = 1e-4, history: int
             d = torch.where(bad[:, None], -ga * first_step[:, None], d)
             gd = (ga * d).sum(dim=1)
         t = torch.ones(len(a), dtype=x.dtype, device=x.device)
-        for _ in range(40):
+        # Accept a step by Armijo, or by Hager & Zhang's approximate Wolfe conditions (the slope
+        # has risen to σ·φ'(0) but not past −φ'(0), and f has not grown beyond its rounding
+        # noise): near the optimum of a flat objective the decrease Armijo asks for is below
+        # float32 resolution, while the gradients are still accurate (≈1e-7 here).
+        noise = 16 * torch.finfo(x.dtype).eps * fa.abs().clamp_min(1.0)
+        ok = torch.zeros_like(live)
+        for _ in range(max_halvings):
             xn = xa + t[:, None] * d
             fn, gn = fg(xn, a)
             evals += 1
-            ok = (fn <= fa + 1e-4 * t * gd) & torch.isfinite(fn)
-            if bool(ok.all()):
+            gnd = (gn * d).sum(dim=1)
+            armijo = fn <= fa + 1e-4 * t * gd
+            wolfe = (fn <= fa + noise) & (gnd >= 0.9 * gd) & (gnd <= -gd)
+            ok = (armijo | wolfe) & torch.isfinite(fn) & torch.isfinite(gn).all(dim=1)
+            if bool((ok | ~live).all()):
                 break
             t = torch.where(ok, t, t * 0.5)
+        # A failed line search leaves the problem where it was and forgets its curvature pairs
+        # (they made a bad direction); failing again from a fresh start means it cannot improve.
+        failed = live & ~ok
+        if bool(failed.any()):
+            xn = torch.where(failed[:, None], xa, xn)
+            fn = torch.where(failed, fa, fn)
+            gn = torch.where(failed[:, None], ga, gn)
         s = xn - xa
         yv = gn - ga
         syn = (s * yv).sum(dim=1)
-        keep = (syn > 1e-10 * (yv * yv).sum(dim=1).clamp_min(1e-30)) & live
+        keep = (syn > 1e-10 * (yv * yv).sum(dim=1).clamp_min(1e-30)) & live & ~failed
         Sa[:, pos] = torch.where(keep[:, None], s, Sa[:, pos])
         Ya[:, pos] = torch.where(keep[:, None], yv, Ya[:, pos])
         ra[:, pos] = torch.where(keep, 1.0 / syn.clamp_min(1e-30), torch.zeros_like(syn))
+        if bool(failed.any()):
+            Sa[failed] = 0.0
+            Ya[failed] = 0.0
+            ra[failed] = 0.0
         pos = (pos + 1) % m
+        fa_fail = fails[a] if not full else fails
+        fa_fail = torch.where(failed, fa_fail + 1, torch.zeros_like(fa_fail))
         converged = gn.abs().amax(dim=1) <= tol
-        stalled = (fa - fn).abs() <= ftol * fa.abs().clamp_min(1.0)
+        stalled = fa_fail >= 2
         still = live & ~(converged | stalled)
         if full:
             x, f, g = xn, fn, gn
+            fails = fa_fail
             active = still
         else:
             S[a], Y[a], rho[a] = Sa, Ya, ra
             x[a], f[a], g[a] = xn, fn, gn
+            fails[a] = fa_fail
             active[a] = still
     return x, it, evals
 
 
 def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
                  init: LogisticProbe | None = None, max_iter: int = 100, tol: float = 1e-4,
-                 history: int = 10, threads: int | None = None, precondition: str | None = "pi") -> LogisticProbe:
+                 history: int = 20, threads: int | None = None, precondition: str | None = "adaptive",
+                 chunk: int | None = None) -> LogisticProbe:
     """Multinomial logistic regression for P problems at once (see module doc), by batched
     L-BFGS (``lbfgs``).
 
@@ -301,10 +377,16 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
     bounds the largest gradient entry of the mean-loss objective at convergence (the
     criterion scikit-learn's lbfgs solver uses with its default tol=1e-4). ``threads``: torch
     intra-op threads for this fit (None: 1 for small problems, else torch's setting).
-    ``precondition``: the initial inverse-Hessian of L-BFGS — "pi" (default): per class k,
-    (c_k·XᵀX/n + λ)⁻¹ with c_k = π_k(1 − π_k) from the class frequencies, which undoes the
-    correlation of residual-stream features (10× fewer iterations on binary tasks, same optimum);
-    "half": c_k = ½ (Böhning's bound); None: the usual scaled identity.
+    ``precondition``: the initial inverse Hessian of L-BFGS, per class k (c_k·XᵀX/n + λ)⁻¹ on the
+    weights (in the eigenbasis of XᵀX/n, which undoes the correlation of residual-stream features)
+    and 1/c_k on the bias, with the class curvature c_k from
+    "adaptive" (default): mean_i p_ik(1 − p_ik) at the current iterate — the diagonal of the
+    Hessian's class blocks with the feature weighting averaged out, re-read at every point;
+    "pi": π_k(1 − π_k) from the class frequencies (its value at the start); "half": ½ (Böhning's
+    bound); None: the usual scaled identity. All reach the same optimum; on the demo model's
+    features "adaptive" needs 2× fewer evaluations than "pi" for word identity (127 classes) and
+    1.5× fewer for UPOS. ``chunk``: rows per block of an evaluation (None: a cache-sized block
+    on CPU, all rows on GPU).
     """
     P, n, d = X.shape
     K = int(n_classes)
@@ -325,7 +407,7 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
         it = 0
     else:
         with num_threads(auto_threads(P * n * d * K, X.device, threads)):
-            x, it, _ = lbfgs(_LogisticObjective(X, y, K, lam_fit, precondition), x0, max_iter=max_iter, tol=tol,
+            x, it, _ = lbfgs(_LogisticObjective(X, y, K, lam_fit, precondition, chunk), x0, max_iter=max_iter, tol=tol,
                              history=history)
     return LogisticProbe(x[:, : K * d].reshape(P, K, d).transpose(1, 2).contiguous(), x[:, K * d:].contiguous(),
                          lam_t, it)

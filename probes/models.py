@@ -47,6 +47,27 @@ def fits_context(backend: Any, sentence: Any) -> bool:
     return True
 
 
+def unknown_words(backend: Any, sentences: Sequence[Any], top: int = 10) -> dict[str, Any] | None:
+    """For a word-level tokenizer (ours): how many words of ``sentences`` are not in its
+    vocabulary, and so are read as ``<unk>`` — ``{"tokens", "words", "rate", "types", "top"}``.
+    None for subword tokenizers, which have no unknown words."""
+    from collections import Counter
+
+    inner = getattr(getattr(backend, "tokenizer", None), "tokenizer", None)
+    stoi = getattr(inner, "stoi", None)
+    if not isinstance(stoi, dict):
+        return None
+    missing: Counter[str] = Counter()
+    total = 0
+    for s in sentences:
+        words = s.forms if hasattr(s, "forms") else s
+        total += len(words)
+        missing.update(w for w in words if w not in stoi)
+    n = sum(missing.values())
+    return {"tokens": n, "words": total, "rate": n / total if total else 0.0, "types": len(missing),
+            "top": [[w, c] for w, c in missing.most_common(top)]}
+
+
 def extract(backend: Any, sentences: Sequence[Any], *, batch_size: int = 32, store: str | Path | None = None,
             store_dtype: str = "float32", device: str | torch.device = "cpu",
             progress: Callable[[int, int], None] | None = None) -> Tensor:

@@ -334,6 +334,12 @@ def markdown_report(results: dict[str, Any], files: Sequence[str] = ()) -> str:
                  f"train/val/test {split.get('train')}/{split.get('val')}/{split.get('test')}"
                  + (f"; {data['n_skipped_too_long']} sentences skipped (longer than a model's context)"
                     if data.get("n_skipped_too_long") else "") + ".")
+    for tag, unk in (data.get("unknown_words") or {}).items():
+        if unk.get("tokens"):
+            top = ", ".join(f"`{w}`×{c}" for w, c in unk.get("top", [])[:5])
+            lines.append(f"**Warning:** {unk['tokens']} of {unk['words']} words ({100 * unk['rate']:.1f}%) are not in "
+                         f"`{tag}`'s vocabulary and were read as `<unk>` (most frequent: {top}); word-level "
+                         f"probes on them measure the `<unk>` embedding.")
     lines.append("Models: " + "; ".join(
         f"`{m['tag']}` ({m['role'].replace('_', '-')}, {m['n_layer']} layers, d_model {m['d_model']})"
         for m in results["models"]) + ".")

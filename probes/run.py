@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from probes.models import extract, fits_context, load_backend, model_tag, random_init_twin
+from probes.models import extract, fits_context, load_backend, model_tag, random_init_twin, unknown_words
 from probes.suite import ProbeConfig, ProbeSuite
 from probes.tasks import Task
 
@@ -147,12 +147,20 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
         f"{summary['split_sentences']['test']})")
     models = []
     tags: set[str] = set()
+    unknown: dict[str, dict[str, Any]] = {}
     for role, backend, spec in entries:
         info = backend.metadata
         tag = model_tag(info.name)
         while tag in tags:
             tag += "_"
         tags.add(tag)
+        unk = unknown_words(backend, kept) if role != "random_init" else None
+        if unk is not None:
+            unknown[tag] = unk
+            if unk["tokens"]:
+                top = ", ".join(f"{w!r}×{c}" for w, c in unk["top"][:5])
+                log(f"warning: [{tag}] {unk['tokens']} of {unk['words']} words ({100 * unk['rate']:.1f}%, "
+                    f"{unk['types']} types) are not in the model's vocabulary and are read as <unk>: {top}")
         log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})")
         t0 = time.perf_counter()
         feats = extract(backend, kept, batch_size=batch_size,
@@ -169,7 +177,7 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": _version(),
-        "data": {**(data_info or {}), **summary, "n_skipped_too_long": skipped},
+        "data": {**(data_info or {}), **summary, "n_skipped_too_long": skipped, "unknown_words": unknown},
         "config": config.to_dict(),
         "tasks": [t.to_dict() for t in suite.tasks],
         "main": models[0]["tag"],

@@ -12,7 +12,8 @@ by accuracy; ``ordinal`` → ridge probe scored by R²) and a function
     def noun_number(sentence):
         return [w.feats.get("Number") if w.upos == "NOUN" else None for w in sentence.words]
 
-Built-in tasks (``DEFAULT_TASKS`` are the seven rows of DESIGN §5; the others are extras):
+Built-in tasks (``DESIGN_TASKS`` are the seven rows of DESIGN §5; ``DEFAULT_TASKS`` adds
+``subject_number_next``; the others are extras):
 
 =================== ====== =========== ==========================================================
 name                level  kind        label of each word
@@ -41,7 +42,8 @@ multiword tokens and empty nodes included (those are not in ``Sentence.words``).
 Note on ``subject_number`` at the verb: where verbs inflect for number (the built-in treebank:
 every verb is present tense) the verb's own form carries the label, so it is decodable from
 the embeddings (a flat curve from layer 0, selectivity ≈ 0). ``subject_number_next`` asks the
-same question one word earlier, where the model cannot read it off the verb.
+same question one word earlier, where the model cannot read it off the verb; it is in the
+default set for that reason (``--tasks design`` gives the seven rows of DESIGN §5 alone).
 """
 
 from __future__ import annotations
@@ -145,12 +147,16 @@ def get_task(t: Task | str) -> Task:
 
 
 def resolve_tasks(tasks: Iterable[Task | str] | str | None) -> list[Task]:
-    """Task objects from names / Tasks / a comma-separated string; None → DEFAULT_TASKS."""
+    """Task objects from names / Tasks / a comma-separated string; None → DEFAULT_TASKS. The
+    names "default" and "design" stand for the sets ``DEFAULT_TASKS`` and ``DESIGN_TASKS``."""
     if tasks is None:
         tasks = DEFAULT_TASKS
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-    out = [get_task(t) for t in tasks]
+    expanded: list[Task | str] = []
+    for t in tasks:
+        expanded.extend(TASK_SETS[t] if isinstance(t, str) and t in TASK_SETS else [t])
+    out = [get_task(t) for t in expanded]
     names = [t.name for t in out]
     dup = [n for n, c in Counter(names).items() if c > 1]
     if dup:
@@ -287,7 +293,12 @@ def subject_number_next(sentence: Any) -> list[str | None]:
     return labels[1:] + [None]
 
 
-DEFAULT_TASKS: tuple[str, ...] = ("position", "word", "upos", "depth", "phrase", "subject_number", "next_upos")
+DESIGN_TASKS: tuple[str, ...] = ("position", "word", "upos", "depth", "phrase", "subject_number", "next_upos")
+# The design's seven rows plus subject number read one word before the verb: at the verb the label
+# is lexical wherever verbs inflect (a flat curve from layer 0), so without it the late level
+# would test the verb's spelling rather than long-range agreement.
+DEFAULT_TASKS: tuple[str, ...] = DESIGN_TASKS + ("subject_number_next",)
+TASK_SETS: dict[str, tuple[str, ...]] = {"default": DEFAULT_TASKS, "design": DESIGN_TASKS}
 
 
 # --------------------------------------------------------------------------------- labels

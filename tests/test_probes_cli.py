@@ -85,6 +85,33 @@ def test_cli_on_a_conllu_file_with_default_out(run_dir, tmp_path, monkeypatch, c
     assert default_out("gpt2:/models/gpt2", "treebank", "gpt2-gpt2") == Path("runs/gpt2-gpt2/probes/gpt2-gpt2")
 
 
+def test_cli_warns_about_words_outside_the_vocabulary(run_dir, tmp_path, capsys):
+    """A word-level model reads unknown words as <unk>: the CLI says how many, and so do
+    results.json and report.md."""
+    sentences = read_conllu(run_dir / "data" / "probe.conllu")[:40]
+    path = tmp_path / "unk.conllu"
+    write_conllu(sentences, path)
+    lines = path.read_text().splitlines()
+    changed = 0
+    for i, line in enumerate(lines):
+        cols = line.split("\t")
+        if len(cols) == 10 and cols[0] == "2":  # the second word of every sentence
+            cols[1] = "zyzzyva"
+            lines[i] = "\t".join(cols)
+            changed += 1
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["probe", "--model", str(run_dir), "--data", str(path), "--tasks", "position", "--no-twin",
+                 "--no-mdl", "--bootstrap", "20", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    n_words = sum(len(s.words) for s in sentences)
+    assert f"{changed} of {n_words} words" in printed.out + printed.err and "<unk>" in printed.out + printed.err
+    unk = json.loads((out / "results.json").read_text())["data"]["unknown_words"]["tiny"]
+    assert unk["tokens"] == changed == 40 and unk["types"] == 1 and unk["top"] == [["zyzzyva", 40]]
+    assert unk["rate"] == pytest.approx(40 / n_words)
+    assert "**Warning:** 40 of" in (out / "report.md").read_text()
+
+
 def test_cli_user_errors_are_one_line(run_dir, capsys):
     assert main(["probe", "--model", str(run_dir), "--tasks", "nope"]) == 1
     err = capsys.readouterr().err

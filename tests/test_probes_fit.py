@@ -109,3 +109,79 @@ def test_two_classes_equal_sklearns_binary_model():
     w = (ours.W[0, :, 1] - ours.W[0, :, 0]).numpy()
     b = float(ours.b[0, 1] - ours.b[0, 0])
     assert np.allclose(w, sk.coef_[0], atol=2e-3) and abs(b - sk.intercept_[0]) < 2e-3
+
+
+def test_chunked_objective_equals_autograd_of_the_mean_loss():
+    """The row-chunked evaluation gives the exact objective and gradient, whatever the chunk."""
+    from probes.fit import _LogisticObjective
+
+    X, y = _layers(203, 6, 4, 3, seed=2)  # 203 rows: no chunk size below divides it
+    Xt = torch.from_numpy(X).double()
+    yt = torch.from_numpy(y)
+    lam = torch.tensor([1e-1, 1e-2, 1e-3], dtype=torch.float64)
+    K, d = 4, 6
+    x = torch.randn(3, K * d + K, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    xr = x.clone().requires_grad_(True)
+    W = xr[:, : K * d].reshape(3, K, d)
+    logits = torch.einsum("pnd,pkd->pnk", Xt, W) + xr[:, None, K * d:]
+    f_ref = torch.nn.functional.cross_entropy(logits.reshape(-1, K), yt.repeat(3), reduction="none"
+                                              ).reshape(3, -1).mean(1) + 0.5 * lam * W.pow(2).sum((1, 2))
+    (g_ref,) = torch.autograd.grad(f_ref.sum(), xr)
+    idx = torch.arange(3)
+    for chunk in (1, 7, 64, 203, 10_000):
+        f, g = _LogisticObjective(Xt, yt, K, lam, "adaptive", chunk=chunk)(x, idx)
+        torch.testing.assert_close(f, f_ref.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+    # a subset of the problems (the active set of L-BFGS) gives their rows of the same result
+    f2, g2 = _LogisticObjective(Xt, yt, K, lam, None, chunk=50)(x[[0, 2]], torch.tensor([0, 2]))
+    torch.testing.assert_close(g2, g_ref[[0, 2]], rtol=1e-10, atol=1e-12)
+
+
+def test_every_preconditioner_reaches_the_same_optimum():
+    """The preconditioner changes the path, not the answer: the same objective value and
+    probabilities as each other and as scikit-learn, and 'adaptive' records p(1 − p) per class."""
+    from probes.fit import _LogisticObjective
+
+    P, d, K, lam = 2, 12, 6, 1e-3
+    X, y = _layers(1500, d, K, P, seed=3)
+    Xs = Standardizer.fit(torch.from_numpy(X))(torch.from_numpy(X))
+    yt = torch.from_numpy(y)
+    probs, iters = {}, {}
+    for pre in ("adaptive", "pi", "half", None):
+        probe = fit_logistic(Xs, yt, K, lam, precondition=pre, max_iter=2000, tol=1e-6)
+        probs[pre] = probe.log_probs(Xs).exp()
+        iters[pre] = probe.n_iter
+        assert probe.n_iter < 2000, pre
+    for pre in ("pi", "half", None):
+        assert (probs[pre] - probs["adaptive"]).abs().max() < 1e-3, pre
+    sk = LogisticRegression(C=1.0 / (lam * 1500), max_iter=5000, tol=1e-8).fit(Xs[1].numpy(), y)
+    assert np.abs(sk.predict_proba(Xs[1].numpy()) - probs["adaptive"][1].numpy()).max() < 1e-3
+    # the curvature it records is mean p(1 − p) at the evaluated point
+    obj = _LogisticObjective(Xs, yt, K, torch.full((P,), lam), "adaptive")
+    probe = fit_logistic(Xs, yt, K, lam, max_iter=2000, tol=1e-6)
+    x = torch.cat([probe.W.transpose(1, 2).reshape(P, -1), probe.b], dim=1)
+    obj(x, torch.arange(P))
+    p = probs["adaptive"]
+    torch.testing.assert_close(obj._c, (p * (1 - p)).mean(dim=1), rtol=1e-4, atol=1e-6)
+
+
+def test_float32_fit_converges_to_a_tight_tolerance_on_a_flat_objective():
+    """Near the optimum of a weakly regularised many-class fit the Armijo decrease is below
+    float32 resolution; the line search must still make progress (approximate Wolfe) rather
+    than stop early: the float32 answer matches the float64 one."""
+    from probes.fit import _LogisticObjective
+
+    P, d, K, lam = 2, 16, 12, 1e-4
+    X, y = _layers(2000, d, K, P, seed=4)
+    Xs = Standardizer.fit(torch.from_numpy(X))(torch.from_numpy(X))
+    yt = torch.from_numpy(y)
+    p32 = fit_logistic(Xs, yt, K, lam, max_iter=5000, tol=1e-6)
+    p64 = fit_logistic(Xs.double(), yt, K, lam, max_iter=5000, tol=1e-7)
+    assert p32.n_iter < 5000
+    obj = _LogisticObjective(Xs.double(), yt, K, torch.full((P,), lam, dtype=torch.float64))
+    x32 = torch.cat([p32.W.transpose(1, 2).reshape(P, -1), p32.b], dim=1).double()
+    x64 = torch.cat([p64.W.transpose(1, 2).reshape(P, -1), p64.b], dim=1)
+    f32, g32 = obj(x32, torch.arange(P))
+    f64, _ = obj(x64, torch.arange(P))
+    assert g32.abs().max() < 2e-6  # its gradient, recomputed in float64, meets the tolerance
+    assert (f32 - f64).abs().max() < 1e-7

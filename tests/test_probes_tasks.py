@@ -21,12 +21,18 @@ def treebank():
     return generate_sentences(300, seed=3)
 
 
-def test_default_tasks_are_the_design_table():
-    tasks = probes.resolve_tasks(None)
-    assert [(t.name, t.level, t.kind) for t in tasks] == [
+def test_default_tasks_are_the_design_table_plus_agreement_before_the_verb():
+    design = [
         ("position", "early", "ordinal"), ("word", "early", "categorical"), ("upos", "middle", "categorical"),
         ("depth", "middle", "ordinal"), ("phrase", "middle", "categorical"),
         ("subject_number", "late", "categorical"), ("next_upos", "late", "categorical")]
+    assert [(t.name, t.level, t.kind) for t in probes.resolve_tasks("design")] == design
+    assert [(t.name, t.level, t.kind) for t in probes.resolve_tasks(None)] == design + [
+        ("subject_number_next", "late", "categorical")]
+    assert [t.name for t in probes.resolve_tasks(["default"])] == list(probes.DEFAULT_TASKS)
+    assert [t.name for t in probes.resolve_tasks("design,deprel")] == list(probes.DESIGN_TASKS) + ["deprel"]
+    with pytest.raises(ValueError, match="given twice"):
+        probes.resolve_tasks("design,upos")
 
 
 def test_builtin_labels_on_the_treebank(treebank):
@@ -81,7 +87,7 @@ def test_all_builtin_tasks_run_on_ud_ewt_unchanged():
     assert sum(len(s.multiword_tokens) for s in sentences) > 0 and sum(len(s.empty_nodes) for s in sentences) > 0
     n_words = sum(len(s.words) for s in sentences)
     counts = {}
-    for name in probes.DEFAULT_TASKS + ("deprel", "subject_number_next"):
+    for name in probes.DEFAULT_TASKS + ("deprel",):
         lab = probes.label_task(probes.get_task(name), sentences)
         assert lab.rows.max() < n_words
         counts[name] = lab.n

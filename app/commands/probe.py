@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default="treebank", metavar="treebank|FILE.conllu",
                         help="'treebank' (probe split of the built-in treebank) or a CoNLL-U file (default treebank)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK",
-                        help="tasks to probe (names or comma-separated; default: the seven of DESIGN §5)")
+                        help="tasks to probe (names or comma-separated; 'design' = the seven of DESIGN §5; "
+                             "default: those and subject_number_next)")
     parser.add_argument("--task-file", action="append", default=[], metavar="FILE.py",
                         help="a Python file that defines extra tasks with @probes.task (repeatable)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="SPEC", help="more models probed side by side")
