@@ -361,6 +361,16 @@ def treebank_dir(cfg: DataConfig, run_dir: str | Path) -> Path:
     return p if p.is_absolute() else run_dir / p
 
 
+def run_treebank_dir(config: dict[str, Any], run_dir: str | Path) -> Path | None:
+    """The treebank directory of a run, from its config.json dict ("data": source and path,
+    as ``treebank_dir``); None when the run trained on text."""
+    data = config.get("data") or {}
+    if data.get("source", "treebank") != "treebank":
+        return None
+    p = Path(data.get("path") or "data")
+    return p if p.is_absolute() else Path(run_dir) / p
+
+
 def ensure_treebank(cfg: DataConfig, corpus_dir: Path, *, generate: bool = True) -> dict[str, Any]:
     """Generate the treebank into `corpus_dir` unless it is complete (stats.json, written
     last, marks a complete one); return its stats."""

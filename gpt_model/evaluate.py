@@ -30,6 +30,25 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """The block runs with the model in eval mode; its previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> Tensor:
+    """[len(rows), longest row] token ids, right-padded with ``pad_id``."""
+    x = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r)
+    return x
+
+
 @torch.no_grad()
 def loss_sums(
     model: nn.Module,
@@ -47,10 +66,8 @@ def loss_sums(
     device = torch.device(device)
     n_rows = len(data) if not max_batches else min(len(data), max_batches * batch_size)
     rows = torch.arange(rank, n_rows, world_size)
-    was_training = model.training
-    model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-    try:
+    with eval_mode(model):
         for start in range(0, len(rows), batch_size):
             x, y = data.batch(rows[start : start + batch_size])
             x, y = x.to(device), y.to(device)
@@ -59,8 +76,6 @@ def loss_sums(
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX,
                                      reduction="sum").double()
             count += int((y != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
     return float(total), count
 
 
@@ -107,16 +122,12 @@ def continuation_logprobs(
         seqs.append(seq)
         starts.append(start)
     out = torch.empty(len(seqs), dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for b0 in range(0, len(seqs), batch_size):
             chunk = seqs[b0 : b0 + batch_size]
-            width = max(len(s) for s in chunk)
-            x = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            y = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
+            x = _pad_rows(chunk, pad_id)
+            y = torch.full_like(x, IGNORE_INDEX)
             for i, s in enumerate(chunk):
-                x[i, : len(s)] = torch.tensor(s)
                 st = starts[b0 + i]
                 # position p predicts token p+1: targets of the continuation tokens only
                 y[i, st - 1 : len(s) - 1] = torch.tensor(s[st:])
@@ -125,8 +136,6 @@ def continuation_logprobs(
             picked = logp.gather(-1, yd.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             picked = picked.masked_fill(yd == IGNORE_INDEX, 0.0)
             out[b0 : b0 + len(chunk)] = picked.sum(-1).double().cpu()
-    finally:
-        model.train(was_training)
     return out, truncated
 
 
@@ -145,20 +154,13 @@ def next_token_logprobs(
     truncated = sum(len(c) > ctx_len for c in contexts)
     seqs = [list(c)[-ctx_len:] for c in contexts]
     out = []
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for b0 in range(0, len(seqs), batch_size):
             chunk = seqs[b0 : b0 + batch_size]
-            width = max(len(s) for s in chunk)
-            x = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            for i, s in enumerate(chunk):
-                x[i, : len(s)] = torch.tensor(s)
+            x = _pad_rows(chunk, pad_id)
             last = torch.tensor([len(s) - 1 for s in chunk], device=device)
             logits = model(x.to(device))[torch.arange(len(chunk), device=device), last]  # [b, V]
             out.append(logits.double().log_softmax(-1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out), truncated
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,6 @@ def unknown_words(backend: Any, sentences: Sequence[Any], top: int = 10) -> dict
     """For a word-level tokenizer (ours): how many words of ``sentences`` are not in its
     vocabulary, and so are read as ``<unk>`` — ``{"tokens", "words", "rate", "types", "top"}``.
     None for subword tokenizers, which have no unknown words."""
-    from collections import Counter
-
     inner = getattr(getattr(backend, "tokenizer", None), "tokenizer", None)
     stoi = getattr(inner, "stoi", None)
     if not isinstance(stoi, dict):

@@ -57,12 +57,9 @@ def treebank_of_run(run_dir: Path) -> Path | None:
         config = json.loads((run_dir / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    data = config.get("data") or {}
-    if data.get("source", "treebank") != "treebank":
-        return None
-    rel = data.get("path") or "data"
-    path = Path(rel)
-    return path if path.is_absolute() else run_dir / path
+    from gpt_model.data import run_treebank_dir
+
+    return run_treebank_dir(config, run_dir)
 
 
 def load_data(data: str | Path, model: Any = None, *, treebank_dir: str | Path | None = None,

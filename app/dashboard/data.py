@@ -186,7 +186,9 @@ def run_summary(root: str, name: str, sig: tuple[float, ...]) -> dict[str, Any]:
                     continue
                 out["probe_tags"].append(p.name)
     if out["config"] is not None:
-        tb = treebank_dir(run, out["config"])
+        from gpt_model.data import run_treebank_dir
+
+        tb = run_treebank_dir(out["config"], run)
         if tb is not None:
             try:
                 real = inside(root_p, tb)
@@ -197,15 +199,6 @@ def run_summary(root: str, name: str, sig: tuple[float, ...]) -> dict[str, Any]:
             except (AccessError, ValueError, OSError):
                 pass  # a treebank outside the root is not read: the sample is generated instead
     return out
-
-
-def treebank_dir(run: Path, config: dict[str, Any]) -> Path | None:
-    data = config.get("data") or {}
-    if data.get("source", "treebank") != "treebank":
-        return None
-    rel = data.get("path") or "data"
-    p = Path(rel)
-    return p if p.is_absolute() else run / p
 
 
 def entropy_floor(summary: dict[str, Any]) -> tuple[float | None, str]:
@@ -361,10 +354,11 @@ def _has_lens(backend: Any) -> bool:
 
 
 def unknown_words(backend: Any, words: tuple[str, ...]) -> list[str]:
-    vocab = getattr(getattr(backend.tokenizer, "tokenizer", None), "stoi", None)
-    if vocab is None:
-        return []
-    return sorted({w for w in words if w not in vocab})
+    """The words a word-level model reads as <unk>, sorted ([] for subword tokenizers)."""
+    from probes.models import unknown_words as count_unknown
+
+    report = count_unknown(backend, [words], top=len(words))
+    return [] if report is None else sorted(w for w, _ in report["top"])
 
 
 def _token_labels(backend: Any, ids: tuple[int, ...]) -> list[str]:

@@ -155,6 +155,20 @@ def sentence_picker(page: str, sample: dict[str, Any]) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+def analysed_sentence(page: str, sample: dict[str, Any], model_key: str
+                      ) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """The sentence picker, then (words, ``data.sentence_analysis`` of them), with words outside
+    the model's vocabulary flagged; None (and a hint) while no sentence is typed."""
+    words = sentence_picker(page, sample)
+    if not words:
+        st.info("Type a sentence.")
+        return None
+    res = data.sentence_analysis(model_key, words)
+    if res["unknown"]:
+        st.warning("Not in the model's vocabulary (read as <unk>): " + ", ".join(res["unknown"]))
+    return words, res
+
+
 def subject_verb(page: str, words: tuple[str, ...], sample: dict[str, Any]) -> tuple[tuple[int, int] | None, str]:
     """Gold (subject, verb) when the sentence is in the sample, else a guess the user can change."""
     gold = dict(zip(sample["sentences"], sample["pairs"]))

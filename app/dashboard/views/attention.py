@@ -59,14 +59,11 @@ def render() -> None:
                f"(entropy, previous-token score, attention from the verb to its subject). Layer i is blocks.i; "
                f"its output is layer i + 1 of the residual stream.")
     sample = ctx.sample()
-    words = ui.sentence_picker("attention", sample)
-    if not words:
-        st.info("Type a sentence.")
-        return
     with ui.guard("Running the model"):
-        res = data.sentence_analysis(ref.key, words)
-        if res["unknown"]:
-            st.warning("Not in the model's vocabulary (read as <unk>): " + ", ".join(res["unknown"]))
+        picked = ui.analysed_sentence("attention", sample, ref.key)
+        if picked is None:
+            return
+        words, res = picked
         pats = res["patterns"]
         tokens = res["tokens"]
         n_layer, n_head = pats.shape[:2]

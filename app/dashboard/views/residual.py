@@ -57,14 +57,11 @@ def render() -> None:
                     ui.plot(fig, key="resid_lens_sample")
 
     st.header("Logit lens — one sentence")
-    words = ui.sentence_picker("residual", sample)
-    if not words:
-        st.info("Type a sentence.")
-        return
     with ui.guard("Running the model"):
-        res = data.sentence_analysis(ref.key, words)
-        if res["unknown"]:
-            st.warning("Not in the model's vocabulary (read as <unk>): " + ", ".join(res["unknown"]))
+        picked = ui.analysed_sentence("residual", sample, ref.key)
+        if picked is None:
+            return
+        words, res = picked
         lens = res["lens"]
         if lens is None:
             st.info("This model has no logit lens.")
