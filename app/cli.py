@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from app import commands
+from gpt_model.rundir import RunLockedError
 
 
 def package_version() -> str:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError) as err:
+    except (CLIError, ValueError, FileNotFoundError, RunLockedError) as err:
         print(f"stratascope {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -130,7 +130,7 @@ def bench_caching(backends: dict[str, hooks.Backend], sentences: list[list[str]]
         names = backend.resid_names()
         shapes = {
             "treebank batch of 32": backend.tokens(sentences[:32]),
-            "32 x 128 tokens": torch.randint(0, backend.metadata.d_vocab, (32, backend.metadata.context_len),
+            "32 x 128 tokens": torch.randint(0, backend.metadata.vocab_size, (32, backend.metadata.context_len),
                                              generator=torch.Generator().manual_seed(0)),
         }
         results[kind] = {}

@@ -7,7 +7,7 @@
 (c) one training step (forward + backward + AdamW) of our GPT vs transformers.GPT2LMHeadModel
     (attn_implementation="sdpa") at the same shape: 6 layers, d=256, 8 heads, vocab 512,
     32 × 128 tokens. Ratio = our tokens/s ÷ HF tokens/s.
-Targets (DESIGN §6): (a) ≤ 1.03×, (b) ≤ 1.10×, (c) ≥ 1.2×. Writes bench/results/model.json.
+Targets (bench/RESULTS.md): (a) ≤ 1.03×, (b) ≤ 1.10×, (c) ≥ 1.2×. Writes bench/results/model.json.
 """
 
 from __future__ import annotations

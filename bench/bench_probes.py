@@ -6,7 +6,7 @@
 Features: the residual stream at every word, layers 0..n_layer, of --model (default: a
 random-init GPT of the demo preset's shape, 6 blocks × 128) over --data (default: 1500 generated
 treebank sentences; at most --sentences of a CoNLL-U file). Tasks: the categorical tasks of
-DESIGN §5 (word, upos, phrase, subject_number, next_upos), split 70/10/20 train/validation/test
+``probes.DESIGN_TASKS`` (word, upos, phrase, subject_number, next_upos), split 70/10/20 train/validation/test
 by sentence (the suite's default), features standardised on the training words. Both sides fit
 the same objective on the same float32 features — multinomial logistic regression with L2 λ
 (sklearn C = 1/(λ·n)), lbfgs, tol 1e-4 (sklearn's default), at most --max-iter iterations
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = probes.ProbeSuite(None, probes.ProbeConfig(threads=args.threads))
         res = suite.fit(feats, sentences)
         payload["full_suite_seconds"] = time.perf_counter() - t0
-        payload["full_suite_task_seconds"] = {k: v for k, v in res["timing_s"].items()}
+        payload["full_suite_task_seconds"] = dict(res.timing_s)
         print(f"whole suite (7 tasks × {feats.shape[0]} layers: λ grid, controls, MDL, cumulative, bootstrap): "
               f"{payload['full_suite_seconds']:.1f} s")
     path = write_json("probes", payload)

@@ -14,7 +14,7 @@ Three contestants, each timed on the same batches in the same process, in altern
   ours-plain  our GPT in HF's loop (model(tokens, targets) loss, same clipping, default AdamW):
               separates what the model contributes from what the trainer does
 
-The DESIGN §6 target is ours / hf ≥ 1.2 on CPU. Timings on a shared machine are noisy: the
+The throughput target is ours / hf ≥ 1.2 on CPU. Timings on a shared machine are noisy: the
 script prints the spread and the machine load next to the medians.
 """
 

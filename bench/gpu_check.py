@@ -10,7 +10,7 @@ autocast, fused AdamW, clipping, NaN guard), with and without `torch.compile`, a
     MFU = tokens/s × FLOPs per token / peak bf16 FLOP/s of the device
 
 with FLOPs per token = 6·N + 12·L·d·T (PaLM appendix B) and the peak from
-`gpt_model.train.PEAK_BF16_FLOPS` (H100 SXM 989 TFLOP/s dense). DESIGN §6 target: ≥ 50% on one
+`gpt_model.flops.PEAK_BF16_FLOPS` (H100 SXM 989 TFLOP/s dense). Target: ≥ 50% MFU on one
 H100. Writes one JSON file and prints a summary; budget about 3–5 minutes on an H100 (most of
 it torch.compile).
 """
@@ -38,7 +38,8 @@ def fail(msg: str) -> None:
 def measure(compile_model: bool, args: argparse.Namespace) -> dict:
     from gpt_model import GPTConfig
     from gpt_model.data import PackedDataset
-    from gpt_model.train import TrainConfig, Trainer, peak_bf16_flops
+    from gpt_model.flops import peak_bf16_flops
+    from gpt_model.train import TrainConfig, Trainer
 
     cfg = GPTConfig(n_layer=12, d_model=768, n_head=12, context_len=1024, vocab_size=50304)
     g = torch.Generator().manual_seed(0)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         fail("CUDA is not available on this machine (torch "
              f"{torch.__version__}, built for CUDA {torch.version.cuda}); this check needs an NVIDIA GPU. "
              "Nothing was measured.")
-    from gpt_model.train import peak_bf16_flops
+    from gpt_model.flops import peak_bf16_flops
 
     device_name = torch.cuda.get_device_name(0)
     peak = peak_bf16_flops(torch.device("cuda", 0))

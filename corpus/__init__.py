@@ -24,13 +24,16 @@ Tokenizers
     -> Alignment`` (token span and last sub-token of every word).
 
 Also available: ``ChartParser`` (exhaustive parser proving unambiguity), ``compile_grammar``,
-``depth_from_heads``, ``annotate_agreement`` (agreement labels for any UD tree),
-``unigram_entropy``, ``iter_conllu``, ``parse_conllu_string``, ``SplitConfig``.
+``depth_from_heads``, ``head_cycle`` (the word IDs of a HEAD cycle, or None),
+``annotate_agreement`` (agreement labels for any UD tree), ``unigram_entropy``, ``iter_conllu``,
+``parse_conllu_string``, ``SplitConfig``.
 """
 
 from corpus.conllu_io import CoNLLUError, iter_conllu, parse_conllu_string, read_conllu, write_conllu
 from corpus.grammar import DEFAULT_GRAMMAR, Grammar, WordClass
-from corpus.labels import MinimalPair, agreement_minimal_pairs, annotate_agreement, depth_from_heads
+from corpus.labels import (
+    MinimalPair, agreement_minimal_pairs, annotate_agreement, depth_from_heads, head_cycle,
+)
 from corpus.parser import ChartParser, ParseResult
 from corpus.pcfg import PCFG, compile_grammar
 from corpus.sampler import generate_sentences
@@ -44,6 +47,6 @@ __all__ = [
     "MinimalPair", "MultiwordToken", "PCFG", "ParseResult", "Sentence", "SplitConfig", "Word",
     "WordClass", "WordTokenizer", "agreement_minimal_pairs", "align_words_to_tokens",
     "annotate_agreement", "compile_grammar", "depth_from_heads", "entropy_floor",
-    "generate_sentences", "iter_conllu", "parse_conllu_string", "read_conllu",
+    "generate_sentences", "head_cycle", "iter_conllu", "parse_conllu_string", "read_conllu",
     "train_bpe_tokenizer", "unigram_entropy", "write_conllu", "write_treebank",
 ]

@@ -7,9 +7,10 @@
 * integer-ID lines become ``Sentence.words``; multiword-token ranges (``3-4``) go to
   ``Sentence.multiword_tokens`` and empty nodes (``8.1``) to ``Sentence.empty_nodes``, so word
   positions ignore them but writing the sentence back reproduces them;
-* malformed input raises ``CoNLLUError`` (a ``ValueError``) naming the file and line: wrong
-  column count, bad IDs or IDs out of sequence, a HEAD outside the sentence, empty fields,
-  a sentence without words.
+* malformed input raises ``CoNLLUError`` (a ``ValueError``) naming the file and line: bytes
+  that are not UTF-8, wrong column count, bad IDs or IDs out of sequence, a HEAD outside the
+  sentence, a HEAD cycle (with the sentence's ``sent_id``), empty fields, a sentence without
+  words.
 
 Field values are parsed by the ``conllu`` package's parsers (``parse_id_value``,
 ``parse_dict_value``, ...) on top of a line-by-line reader that keeps line numbers; writing uses
@@ -32,6 +33,7 @@ from conllu.parser import parse_dict_value, parse_id_value, parse_int_value
 from conllu.serializer import serialize_field
 
 from corpus._gc import gc_paused
+from corpus.labels import head_cycle
 from corpus.sentence import EmptyNode, MultiwordToken, Sentence, Word
 
 _FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -59,7 +61,23 @@ def iter_conllu(source: str | os.PathLike[str]) -> Iterator[Sentence]:
     if not path.is_file():
         raise FileNotFoundError(f"no such CoNLL-U file: {path}")
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        yield from _parse_lines(handle, str(path))
+        try:
+            yield from _parse_lines(handle, str(path))
+        except UnicodeDecodeError as err:
+            raise _decode_error(path, err) from None
+
+
+def _decode_error(path: Path, err: UnicodeDecodeError) -> ValueError:
+    """The error for a file that is not UTF-8, naming the first line that does not decode (the
+    text reader's own error only knows an offset into its buffer)."""
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return CoNLLUError(f"not UTF-8: byte 0x{raw[bad.start]:02x} at byte {bad.start + 1} of "
+                                   f"the line ({bad.reason}); CoNLL-U files are UTF-8", str(path), lineno)
+    return ValueError(f"{path}: not UTF-8 ({err})")
 
 
 def parse_conllu_string(text: str, name: str = "<string>") -> list[Sentence]:
@@ -69,16 +87,17 @@ def parse_conllu_string(text: str, name: str = "<string>") -> list[Sentence]:
 
 def _parse_lines(lines: Iterable[str], name: str) -> Iterator[Sentence]:
     block: list[tuple[int, str]] = []
-    lineno = 0
+    count = 0
     for lineno, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if line.strip():
             block.append((lineno, line))
         elif block:
-            yield _parse_block(block, name)
+            count += 1
+            yield _parse_block(block, name, count)
             block = []
     if block:
-        yield _parse_block(block, name)
+        yield _parse_block(block, name, count + 1)
 
 
 @lru_cache(maxsize=8192)
@@ -107,7 +126,9 @@ def _parse_id(value: str) -> int | tuple | None:
     return parse_id_value(value)
 
 
-def _parse_block(block: list[tuple[int, str]], name: str) -> Sentence:
+def _parse_block(block: list[tuple[int, str]], name: str, number: int) -> Sentence:
+    """The ``number``-th sentence of the file (1-based; it names the sentence in errors when it
+    has no ``sent_id``)."""
     metadata: dict[str, str] = {}
     logprob: float | None = None
     words: list[Word] = []
@@ -171,17 +192,28 @@ def _parse_block(block: list[tuple[int, str]], name: str) -> Sentence:
         head_lines.append(lineno)
     if not words:
         raise CoNLLUError("sentence has no words", name, block[-1][0])
+    _check_structure(words, head_lines, mwts, name, metadata.get("sent_id") or f"{number} (no sent_id)")
+    return Sentence(words, metadata, logprob, [m for _, m in mwts], empties)
+
+
+def _check_structure(words: list[Word], head_lines: list[int], mwts: list[tuple[int, MultiwordToken]],
+                     name: str, sentence: str) -> None:
+    """HEADs inside the sentence and forming a tree; multiword tokens inside the sentence."""
     n = len(words)
     for word, lineno in zip(words, head_lines):
         if word.head is not None and not 0 <= word.head <= n:
             raise CoNLLUError(f"HEAD {word.head} outside the sentence (1..{n} or 0)", name, lineno)
         if word.head == word.id:
             raise CoNLLUError(f"word {word.id} is its own HEAD", name, lineno)
+    cycle = head_cycle(words)
+    if cycle is not None:
+        path = " → ".join(str(i) for i in [*cycle, cycle[0]])
+        raise CoNLLUError(f"sentence {sentence}: HEAD cycle {path} (the words never reach the root)",
+                          name, head_lines[cycle[0] - 1])
     for lineno, mwt in mwts:
         if mwt.end > n:
             raise CoNLLUError(f"multiword token {mwt.start}-{mwt.end} runs past the last word",
                               name, lineno)
-    return Sentence(words, metadata, logprob, [m for _, m in mwts], empties)
 
 
 # ---------------------------------------------------------------------------------------------

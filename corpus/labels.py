@@ -5,7 +5,8 @@ UPOS, XPOS, FEATS, HEAD and DEPREL from the head annotation of the rules, and in
 ``Const`` (label of the constituent whose rule introduced the word: NP, VP, PP, RC, CP, S,
 ROOT) and ``Depth`` (edges to the root, counted in the constituency tree as the number of
 non-head branches on the way up). ``depth_from_heads`` computes the same depth from HEAD alone;
-the tests check that both agree.
+the tests check that both agree. ``head_cycle`` finds a HEAD cycle (which makes a dependency
+"tree" no tree): ``read_conllu`` refuses files with one, and the depth task uses it.
 
 ``annotate_agreement`` works on any dependency tree (a UD treebank too). For every finite verb
 (a VERB/AUX with a Number feature) it finds the agreement controller (the nsubj, or, when the
@@ -18,7 +19,7 @@ noun of the other number stands between controller and verb).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from corpus.grammar import DEFAULT_GRAMMAR, Grammar
@@ -90,6 +91,31 @@ def depth_from_heads(words: list[Word]) -> list[int]:
         for k, j in enumerate(reversed(path), start=1):
             depth[j] = base + k  # type: ignore[operator]
     return depth  # type: ignore[return-value]
+
+
+def head_cycle(sentence: Sentence | Sequence[Word]) -> list[int] | None:
+    """The word IDs of a HEAD cycle, in HEAD order from its smallest ID (``[2, 3]``: word 2's
+    HEAD is 3 and 3's is 2; ``[1]``: a word that is its own HEAD), or None when following HEAD
+    from every word ends at the root. A missing HEAD or one outside the sentence ends a path
+    (those are other errors, reported as such by ``read_conllu`` and ``depth_from_heads``)."""
+    words = sentence.words if isinstance(sentence, Sentence) else sentence
+    n = len(words)
+    state = [0] * (n + 1)  # 0 not visited, 1 on the current path, 2 known to end outside a cycle
+    for start in range(1, n + 1):
+        path: list[int] = []
+        i = start
+        while 1 <= i <= n and state[i] == 0:
+            state[i] = 1
+            path.append(i)
+            head = words[i - 1].head
+            i = head if head is not None else 0
+        if 1 <= i <= n and state[i] == 1:  # came back to a word on this path
+            cycle = path[path.index(i):]
+            k = cycle.index(min(cycle))
+            return cycle[k:] + cycle[:k]
+        for j in path:
+            state[j] = 2
+    return None
 
 
 def agreement_controller(words: list[Word], verb: Word) -> Word | None:

@@ -11,7 +11,19 @@
 ``train_bpe_tokenizer(texts, vocab_size, out_dir)``
     Trains a byte-level BPE (``tokenizers.ByteLevelBPETokenizer``, GPT-2's scheme, with
     ``<|endoftext|>`` as special token), saves ``vocab.json`` and ``merges.txt`` in ``out_dir``
-    and returns them loaded as ``transformers.GPT2TokenizerFast(vocab=..., merges=...)``.
+    (each written whole) and returns them loaded by ``load_bpe``.
+
+Loading: the one loader of every tokenizer stratascope reads, used by training data
+(``gpt_model.data``) and by the hooks adapters (``hooks.tokenize``):
+
+``load_tokenizer(kind, path)``
+    A run's tokenizer, as its config.json section ``"tokenizer"`` names it: ``"word"`` →
+    ``WordTokenizer.load(path)``, ``"bpe"`` → ``load_bpe(path)``.
+``load_bpe(directory)``
+    ``vocab.json`` + ``merges.txt`` as a ``GPT2TokenizerFast``.
+``load_hf_tokenizer(source)``
+    Any Hugging Face tokenizer from a model directory or a cached hub name, refusing the
+    almost empty tokenizer transformers builds from a directory without tokenizer files.
 
 ``align_words_to_tokens(hf_tokenizer, words)``
     Tokenizes ``" ".join(words)`` with any Hugging Face tokenizer (so, with GPT-2, every word
@@ -24,12 +36,14 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus.durable import atomic_write_bytes, atomic_write_text
 from corpus.sentence import Sentence
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
@@ -112,7 +126,7 @@ class WordTokenizer:
         target = Path(path)
         if target.is_dir():
             target = target / "vocab.json"
-        target.write_text(json.dumps(self.stoi, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        atomic_write_text(target, json.dumps(self.stoi, ensure_ascii=False, indent=0) + "\n")
         return target
 
     @classmethod
@@ -140,21 +154,97 @@ class WordTokenizer:
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike[str]) -> Any:
     """Train byte-level BPE on ``texts``; save and return it as a ``GPT2TokenizerFast``."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
 
-    if not isinstance(vocab_size, int) or vocab_size < 257:
+    if not isinstance(vocab_size, int) or vocab_size < MIN_BPE_SIZE:
         raise ValueError(f"vocab_size must be an int >= 257 (256 bytes + <|endoftext|>), got {vocab_size!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(iter(texts), vocab_size=vocab_size, min_frequency=2,
                             show_progress=False, special_tokens=["<|endoftext|>"])
-    bpe.save_model(str(out))
-    # transformers 5: vocab=/merges= (the old vocab_file= keyword silently gives an empty tokenizer)
-    tok = GPT2TokenizerFast(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
-    if len(tok) < 257:
-        raise RuntimeError(f"BPE tokenizer in {out} loaded with only {len(tok)} tokens")
+    with tempfile.TemporaryDirectory(prefix="stratascope-bpe.") as tmp:  # each file whole, or not there
+        bpe.save_model(tmp)
+        for name in BPE_FILES:
+            atomic_write_bytes(out / name, (Path(tmp) / name).read_bytes())
+    return load_bpe(out)
+
+
+# ----------------------------------------------------------------------------- loading
+TOKENIZER_KINDS = ("word", "bpe")
+BPE_FILES = ("vocab.json", "merges.txt")
+# files whose presence means a directory holds a Hugging Face tokenizer
+HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "vocab.txt")
+MIN_BPE_SIZE = 257  # 256 bytes + <|endoftext|>
+
+
+def load_bpe(directory: str | os.PathLike[str]) -> Any:
+    """The byte-level BPE in ``directory`` (``vocab.json`` + ``merges.txt``, as
+    ``train_bpe_tokenizer`` and ``tokenizers``' ``save_model`` write them) as a GPT2TokenizerFast."""
+    path = Path(directory)
+    if not all((path / name).is_file() for name in BPE_FILES):
+        raise FileNotFoundError(f"no BPE tokenizer in {path} (needs {' and '.join(BPE_FILES)})")
+    tok = _gpt2_bpe(path)
+    if len(tok) < MIN_BPE_SIZE:
+        raise ValueError(f"BPE tokenizer in {path} loaded with only {len(tok)} tokens")
     return tok
+
+
+def check_usable_tokenizer(tokenizer: Any, where: str) -> None:
+    """transformers silently builds an (almost) empty tokenizer from a directory without
+    tokenizer files: refuse it with a message that says what to do."""
+    size = len(tokenizer) if tokenizer is not None else 0
+    if size <= 1:
+        raise ValueError(
+            f"no usable tokenizer for {where}: got a tokenizer with {size} token(s). Save one next to "
+            f"the model (tokenizer.save_pretrained(dir): tokenizer.json, or vocab.json + merges.txt) "
+            f"or pass tokenizer= explicitly"
+        )
+
+
+def load_hf_tokenizer(source: str | os.PathLike[str]) -> Any:
+    """A Hugging Face tokenizer from a model directory or a hub name (from the local cache); a
+    clear error when the directory holds no tokenizer (instead of the empty one transformers
+    would build). A bare BPE directory (``vocab.json`` + ``merges.txt``, no
+    ``tokenizer_config.json``) is read by ``load_bpe``."""
+    from transformers import AutoTokenizer
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        present = [f for f in HF_TOKENIZER_FILES if (path / f).is_file()]
+        if not present:
+            raise ValueError(
+                f"no usable tokenizer in {path}: none of {', '.join(HF_TOKENIZER_FILES)} is there. Save "
+                f"one next to the model (tokenizer.save_pretrained(dir)) or pass tokenizer= explicitly"
+            )
+        bare_bpe = ("tokenizer.json" not in present and all((path / f).is_file() for f in BPE_FILES)
+                    and not (path / "tokenizer_config.json").is_file())
+        tok = _gpt2_bpe(path) if bare_bpe else AutoTokenizer.from_pretrained(str(path))
+    else:
+        try:
+            tok = AutoTokenizer.from_pretrained(str(source))
+        except Exception as err:  # noqa: BLE001 - re-raised with the source named
+            raise ValueError(f"cannot load a tokenizer for {str(source)!r}: {type(err).__name__}: {err}") from err
+    check_usable_tokenizer(tok, str(source))
+    return tok
+
+
+def _gpt2_bpe(path: Path) -> Any:
+    """vocab.json + merges.txt in ``path`` as a GPT2TokenizerFast. transformers 5 needs
+    ``vocab=`` / ``merges=``: the old ``vocab_file=`` / ``merges_file=`` keywords are silently
+    ignored and give an empty tokenizer."""
+    from transformers import GPT2TokenizerFast
+
+    return GPT2TokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+
+
+def load_tokenizer(kind: str, path: str | os.PathLike[str]) -> Any:
+    """The tokenizer a run's config.json section ``"tokenizer"`` names: ``kind`` ``"word"`` → a
+    ``WordTokenizer`` from ``vocab.json`` at ``path``; ``"bpe"`` → ``load_bpe(path)``."""
+    if kind == "word":
+        return WordTokenizer.load(path)
+    if kind == "bpe":
+        return load_bpe(path)
+    raise ValueError(f"unknown tokenizer kind {kind!r} (expected one of {', '.join(map(repr, TOKENIZER_KINDS))})")
 
 
 @dataclass(frozen=True)

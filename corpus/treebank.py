@@ -14,7 +14,11 @@ Files (all deterministic: the same arguments give byte-identical files):
     so it is the same for every seed and size and no split has unknown words.
 ``stats.json``
     The entropy floor (overall, per split, and the grammar's exact expectation), unigram
-    entropy, length histogram, label distributions, attractor rate and split sizes.
+    entropy, length histogram, label distributions, attractor rate and split sizes. Written
+    last, so it marks a complete treebank.
+
+Every file is written durably (``corpus.durable``): a reader sees the old file or the whole new
+one, and stats.json exists only once the others are on disk.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.conllu_io import format_conllu
+from corpus.durable import atomic_write_text
 from corpus.grammar import DEFAULT_GRAMMAR, Grammar
 from corpus.pcfg import compile_grammar
 from corpus.sampler import generate_sentences
@@ -39,6 +44,23 @@ from corpus.stats import (
 from corpus.tokenizers import WordTokenizer
 
 SPLIT_NAMES = ("train", "val", "probe")
+VOCAB_FILE = "vocab.json"
+STATS_FILE = "stats.json"  # written last: a treebank directory holding it is complete
+
+
+def split_file(split: str) -> str:
+    """The file name of a split: ``train.conllu``, ``val.conllu`` or ``probe.conllu``."""
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"unknown treebank split {split!r} (one of {', '.join(SPLIT_NAMES)})")
+    return f"{split}.conllu"
+
+
+def is_complete_treebank(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a whole treebank written by ``write_treebank``: every split and
+    the vocabulary, and the completeness marker stats.json."""
+    path = Path(path)
+    names = (*(split_file(name) for name in SPLIT_NAMES), VOCAB_FILE, STATS_FILE)
+    return all((path / name).is_file() for name in names)
 
 
 @dataclass(frozen=True)
@@ -85,14 +107,13 @@ def write_treebank(out_dir: str | os.PathLike[str], n_sentences: int = 50_000, s
     if empty:
         raise ValueError(f"{n_sentences} sentences leave split(s) {', '.join(empty)} empty: ask for more")
     out.mkdir(parents=True, exist_ok=True)
+    (out / STATS_FILE).unlink(missing_ok=True)  # incomplete until the new one is written
     for name in SPLIT_NAMES:
-        _write_atomic(out / f"{name}.conllu", format_conllu(splits[name]))
+        atomic_write_text(out / split_file(name), format_conllu(splits[name]))
     tokenizer = WordTokenizer.from_words(grammar.vocabulary())
-    tmp_vocab = out / "vocab.json.tmp"
-    tokenizer.save(tmp_vocab)
-    os.replace(tmp_vocab, out / "vocab.json")
+    tokenizer.save(out / VOCAB_FILE)  # durable: WordTokenizer.save writes through corpus.durable
     stats = treebank_stats(sentences, splits, seed, grammar, len(tokenizer), split)
-    _write_atomic(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2) + "\n")
     return stats
 
 
@@ -125,9 +146,3 @@ def treebank_stats(sentences: Sequence[Sentence], splits: dict[str, list[Sentenc
         "agreement": agreement_stats(sentences),
         "labels": label_distributions(sentences),
     }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from corpus.durable import atomic_write_json
+
 NORMS = ("layernorm", "rmsnorm")
 LN_PLACEMENTS = ("pre", "post")
 MLPS = ("gelu", "swiglu")
@@ -129,7 +131,7 @@ class GPTConfig:
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "GPTConfig":

@@ -25,14 +25,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from corpus import tokenizers
+from corpus.tokenizers import TOKENIZER_KINDS
+from gpt_model.rundir import TOKENIZER_DIR, RunDir, treebank_dir_of
+
 IGNORE_INDEX = -100
 DATA_SOURCES = ("treebank", "text")
-TOKENIZER_KINDS = ("word", "bpe")
 
 
 # --------------------------------------------------------------------------- packing
@@ -308,17 +311,7 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
-        from transformers import GPT2TokenizerFast
-
-        path = Path(path)
-        vocab, merges = path / "vocab.json", path / "merges.txt"
-        if not vocab.is_file() or not merges.is_file():
-            raise FileNotFoundError(f"no BPE tokenizer in {path} (needs vocab.json and merges.txt)")
-        # transformers 5: vocab=/merges= (vocab_file= silently yields an empty tokenizer)
-        hf = GPT2TokenizerFast(vocab=str(vocab), merges=str(merges))
-        if len(hf) < 257:
-            raise ValueError(f"BPE tokenizer in {path} loaded with only {len(hf)} tokens")
-        return cls(hf)
+        return cls(tokenizers.load_bpe(path))
 
 
 def encode_words(tokenizer: Any, words: Sequence[str]) -> list[int]:
@@ -331,15 +324,11 @@ def tokenizer_ids(tokenizer: Any) -> dict[str, int]:
 
 
 def load_tokenizer(run_dir: str | Path, info: dict[str, str]) -> Any:
-    """The tokenizer a run directory's config.json section "tokenizer" names."""
-    kind, path = info.get("kind"), Path(run_dir) / info.get("path", "")
-    if kind == "word":
-        import corpus
-
-        return corpus.WordTokenizer.load(path)
-    if kind == "bpe":
-        return BPETokenizer.load(path)
-    raise ValueError(f"unknown tokenizer kind {kind!r} in the run config (expected 'word' or 'bpe')")
+    """The tokenizer a run directory's config.json section "tokenizer" (`info`) names, loaded by
+    ``corpus.tokenizers.load_tokenizer``; a BPE one wrapped in `BPETokenizer`."""
+    path = RunDir(run_dir).tokenizer_path({"tokenizer": info}) or Path(run_dir)
+    tokenizer = tokenizers.load_tokenizer(info.get("kind", ""), path)
+    return tokenizer if info.get("kind") == "word" else BPETokenizer(tokenizer)
 
 
 def _relative_to(path: Path, root: Path) -> str:
@@ -351,38 +340,18 @@ def _relative_to(path: Path, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------- building
-def treebank_dir(cfg: DataConfig, run_dir: str | Path) -> Path:
-    """The corpus directory of a treebank config: `path` (absolute, or relative to the run
-    directory) or ``<run dir>/data`` when None."""
-    run_dir = Path(run_dir)
-    if cfg.path is None:
-        return run_dir / "data"
-    p = Path(cfg.path)
-    return p if p.is_absolute() else run_dir / p
-
-
-def run_treebank_dir(config: dict[str, Any], run_dir: str | Path) -> Path | None:
-    """The treebank directory of a run, from its config.json dict ("data": source and path,
-    as ``treebank_dir``); None when the run trained on text."""
-    data = config.get("data") or {}
-    if data.get("source", "treebank") != "treebank":
-        return None
-    p = Path(data.get("path") or "data")
-    return p if p.is_absolute() else Path(run_dir) / p
-
-
 def ensure_treebank(cfg: DataConfig, corpus_dir: Path, *, generate: bool = True) -> dict[str, Any]:
-    """Generate the treebank into `corpus_dir` unless it is complete (stats.json, written
-    last, marks a complete one); return its stats."""
+    """Generate the treebank into `corpus_dir` unless it is complete (`corpus.is_complete_treebank`:
+    stats.json, written last, marks a complete one); return its stats."""
     import corpus
+    from corpus.treebank import STATS_FILE, is_complete_treebank
 
-    if not (corpus_dir / "stats.json").is_file() or not (corpus_dir / "train.conllu").is_file():
+    if not is_complete_treebank(corpus_dir):
         if not generate:
-            raise FileNotFoundError(f"no complete treebank at {corpus_dir} (missing stats.json)")
+            raise FileNotFoundError(f"no complete treebank at {corpus_dir} (missing {STATS_FILE} or a split)")
         corpus_dir.mkdir(parents=True, exist_ok=True)
         return dict(corpus.write_treebank(corpus_dir, cfg.n_sentences, cfg.treebank_seed))
-    stats_path = corpus_dir / "stats.json"
-    return json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    return json.loads((corpus_dir / STATS_FILE).read_text())
 
 
 def _build_word_tokenizer(corpus_dir: Path | None, train_sents: list) -> Any:
@@ -392,6 +361,86 @@ def _build_word_tokenizer(corpus_dir: Path | None, train_sents: list) -> Any:
     if vocab is not None and vocab.is_file():  # the grammar's whole vocabulary
         return corpus.WordTokenizer.load(vocab)
     return corpus.WordTokenizer.from_sentences(train_sents)
+
+
+@dataclass
+class _Texts:
+    """The word sequences of a corpus's train and validation splits, and what to record of them."""
+
+    train: list[list[str]]
+    val: list[list[str]]
+    info: dict[str, Any]
+    train_sents: list = field(default_factory=list)
+    val_sents: list = field(default_factory=list)
+    corpus_dir: Path | None = None
+
+
+def _treebank_texts(cfg: DataConfig, run_dir: Path, is_main: bool, wait: Callable[[], None]) -> _Texts:
+    import corpus
+
+    corpus_dir = treebank_dir_of(cfg.to_dict(), run_dir)
+    if is_main:
+        ensure_treebank(cfg, corpus_dir)
+    wait()
+    train_sents = corpus.read_conllu(corpus_dir / "train.conllu")
+    val_sents = corpus.read_conllu(corpus_dir / "val.conllu")
+    info: dict[str, Any] = {"source": cfg.source, "corpus_dir": _relative_to(corpus_dir, run_dir)}
+    if val_sents and all(s.logprob is not None for s in val_sents):
+        # the floor of exactly the sentences the validation loss averages over
+        info["entropy_floor_nats"] = corpus.entropy_floor(val_sents)
+    if train_sents and all(s.logprob is not None for s in train_sents):
+        info["train_entropy_floor_nats"] = corpus.entropy_floor(train_sents)
+    return _Texts([s.forms for s in train_sents], [s.forms for s in val_sents], info,
+                  train_sents, val_sents, corpus_dir)
+
+
+def _text_file_texts(cfg: DataConfig, seed: int) -> _Texts:
+    path = Path(cfg.path)  # validated non-empty
+    if not path.is_file():
+        raise FileNotFoundError(f"no text file at {path}")
+    lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise ValueError(f"{path}: need at least 2 non-empty lines (train and validation)")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(lines), generator=g).tolist()
+    n_val = max(1, int(round(len(lines) * cfg.val_fraction)))
+    info = {"source": cfg.source, "text_file": str(path.resolve()), "n_lines": len(lines)}
+    return _Texts([lines[i] for i in order[n_val:]], [lines[i] for i in order[:n_val]], info)
+
+
+def _run_tokenizer(cfg: DataConfig, run_dir: Path, texts: _Texts, *, reuse: bool, is_main: bool,
+                   wait: Callable[[], None]) -> tuple[Any, dict[str, str]]:
+    """The run's tokenizer (built, saved by the main rank, or reloaded) and its config section."""
+    import corpus
+
+    tok_dir = run_dir / TOKENIZER_DIR
+    if cfg.tokenizer == "word":
+        info = {"kind": "word", "path": f"{TOKENIZER_DIR}/vocab.json"}
+        if reuse and (run_dir / info["path"]).is_file():
+            return load_tokenizer(run_dir, info), info
+        if texts.train_sents:
+            tokenizer = _build_word_tokenizer(texts.corpus_dir, texts.train_sents)
+        else:
+            counts: dict[str, int] = {}
+            for words in texts.train:
+                for w in words:
+                    counts[w] = counts.get(w, 0) + 1
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            tokenizer = corpus.WordTokenizer.from_words(w for w, _ in ranked)
+        if is_main:
+            tok_dir.mkdir(parents=True, exist_ok=True)
+            tokenizer.save(run_dir / info["path"])
+        return tokenizer, info
+    info = {"kind": "bpe", "path": TOKENIZER_DIR}
+    if reuse and (tok_dir / "merges.txt").is_file():
+        return load_tokenizer(run_dir, info), info
+    tokenizer = None
+    if is_main:
+        tokenizer = BPETokenizer.train([" ".join(t) for t in texts.train], cfg.bpe_vocab_size, tok_dir)
+    wait()
+    if not is_main:
+        tokenizer = load_tokenizer(run_dir, info)
+    return tokenizer, info
 
 
 def prepare_data(cfg: DataConfig, run_dir: str | Path, seq_len: int, *, seed: int = 0,
@@ -406,84 +455,29 @@ def prepare_data(cfg: DataConfig, run_dir: str | Path, seq_len: int, *, seed: in
 
     run_dir = Path(run_dir)
     wait = wait or (lambda: None)
-    data_info: dict[str, Any] = {"source": cfg.source}
-    train_sents: list = []
-    val_sents: list = []
-    corpus_dir: Path | None = None
     if cfg.source == "treebank":
-        corpus_dir = treebank_dir(cfg, run_dir)
-        if is_main:
-            ensure_treebank(cfg, corpus_dir)
-        wait()
-        train_sents = corpus.read_conllu(corpus_dir / "train.conllu")
-        val_sents = corpus.read_conllu(corpus_dir / "val.conllu")
-        train_texts = [s.forms for s in train_sents]
-        val_texts = [s.forms for s in val_sents]
-        data_info["corpus_dir"] = _relative_to(corpus_dir, run_dir)
-        if val_sents and all(s.logprob is not None for s in val_sents):
-            # the floor of exactly the sentences the validation loss averages over
-            data_info["entropy_floor_nats"] = corpus.entropy_floor(val_sents)
-        if train_sents and all(s.logprob is not None for s in train_sents):
-            data_info["train_entropy_floor_nats"] = corpus.entropy_floor(train_sents)
+        texts = _treebank_texts(cfg, run_dir, is_main, wait)
     else:
-        path = Path(cfg.path)  # validated non-empty
-        if not path.is_file():
-            raise FileNotFoundError(f"no text file at {path}")
-        lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        if len(lines) < 2:
-            raise ValueError(f"{path}: need at least 2 non-empty lines (train and validation)")
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(lines), generator=g).tolist()
-        n_val = max(1, int(round(len(lines) * cfg.val_fraction)))
-        val_texts = [lines[i] for i in order[:n_val]]
-        train_texts = [lines[i] for i in order[n_val:]]
-        data_info.update(text_file=str(path.resolve()), n_lines=len(lines))
-
-    tok_dir = run_dir / "tokenizer"
-    if cfg.tokenizer == "word":
-        info = {"kind": "word", "path": "tokenizer/vocab.json"}
-        if reuse_tokenizer and (run_dir / info["path"]).is_file():
-            tokenizer = load_tokenizer(run_dir, info)
-        else:
-            if train_sents:
-                tokenizer = _build_word_tokenizer(corpus_dir, train_sents)
-            else:
-                counts: dict[str, int] = {}
-                for words in train_texts:
-                    for w in words:
-                        counts[w] = counts.get(w, 0) + 1
-                ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                tokenizer = corpus.WordTokenizer.from_words(w for w, _ in ranked)
-            if is_main:
-                tok_dir.mkdir(parents=True, exist_ok=True)
-                tokenizer.save(run_dir / info["path"])
-    else:
-        info = {"kind": "bpe", "path": "tokenizer"}
-        if reuse_tokenizer and (tok_dir / "merges.txt").is_file():
-            tokenizer = load_tokenizer(run_dir, info)
-        else:
-            if is_main:
-                tokenizer = BPETokenizer.train([" ".join(t) for t in train_texts], cfg.bpe_vocab_size, tok_dir)
-            wait()
-            if not is_main:
-                tokenizer = load_tokenizer(run_dir, info)
+        texts = _text_file_texts(cfg, seed)
+    tokenizer, info = _run_tokenizer(cfg, run_dir, texts, reuse=reuse_tokenizer, is_main=is_main, wait=wait)
     wait()
 
     ids = tokenizer_ids(tokenizer)
-    train_docs = [encode_words(tokenizer, words) for words in train_texts]
-    val_docs = [encode_words(tokenizer, words) for words in val_texts]
+    train_docs = [encode_words(tokenizer, words) for words in texts.train]
+    val_docs = [encode_words(tokenizer, words) for words in texts.val]
     train = PackedDataset.from_documents(train_docs, seq_len, seed=seed, **ids)
     val = PackedDataset.from_documents(val_docs, seq_len, seed=None, **ids)
     # Agreement pairs from every held-out split: validation and probing sentences.
-    held_out = list(val_sents)
-    if corpus_dir is not None and (corpus_dir / "probe.conllu").is_file():
-        held_out += corpus.read_conllu(corpus_dir / "probe.conllu")
+    held_out = list(texts.val_sents)
+    if texts.corpus_dir is not None and (texts.corpus_dir / "probe.conllu").is_file():
+        held_out += corpus.read_conllu(texts.corpus_dir / "probe.conllu")
     pairs = list(corpus.agreement_minimal_pairs(held_out)) if held_out else []
+    data_info = dict(texts.info)
     data_info.update(train_rows=len(train), val_rows=len(val), train_targets=train.n_targets(),
                      val_targets=val.n_targets(), train_documents=len(train_docs),
                      val_documents=len(val_docs), agreement_pairs=len(pairs))
     return DataBundle(train=train, val=val, tokenizer=tokenizer, tokenizer_info=info,
-                      data_info=data_info, agreement_pairs=pairs, val_sentences=val_sents)
+                      data_info=data_info, agreement_pairs=pairs, val_sentences=texts.val_sents)
 
 
 def unigram_entropy(dataset: PackedDataset, vocab_size: int) -> float:

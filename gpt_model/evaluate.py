@@ -13,6 +13,7 @@ its tokens' log-probabilities.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gpt_model.data import IGNORE_INDEX, PackedDataset, encode_words
+from gpt_model.data import IGNORE_INDEX, PackedDataset, encode_words, unigram_entropy
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
@@ -235,3 +236,15 @@ def summarize(model: nn.Module, bundle: Any, *, device: torch.device | str = "cp
         result["agreement"] = agreement_accuracy(model, bundle.tokenizer, bundle.agreement_pairs,
                                                  batch_size=128, device=device).to_dict()
     return result
+
+
+def final_results(model: nn.Module, bundle: Any, result: Any, *, device: torch.device | str = "cpu",
+                  batch_size: int = 64, amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """results.json of a finished run: `summarize` plus the training run's own numbers
+    (`result`: its TrainResult) and the unigram entropy of the training rows."""
+    t0 = time.perf_counter()
+    final = summarize(model, bundle, device=device, batch_size=batch_size, amp_dtype=amp_dtype)
+    final.update(step=result.step, train_elapsed_s=result.elapsed_s, train_tokens_per_s=result.tokens_per_s,
+                 n_skipped=result.n_skipped, eval_s=time.perf_counter() - t0,
+                 unigram_entropy=unigram_entropy(bundle.train, model.cfg.vocab_size))
+    return final

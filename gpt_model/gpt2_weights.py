@@ -17,15 +17,20 @@ Pickled `pytorch_model.bin` files are read only with `torch.load(weights_only=Tr
 from __future__ import annotations
 
 import json
+import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from corpus.durable import atomic_write_text, atomic_write_with
 from gpt_model.config import GPTConfig
+from gpt_model.finite import check_finite_weights
 from gpt_model.model import GPT
 
 # Every spelling of GPT-2's tanh GELU in transformers' ACT2FN (same formula, same numbers).
@@ -169,30 +174,88 @@ def convert_to_hf(model: GPT) -> dict[str, Tensor]:
 
 
 # ------------------------------------------------------------------ reading checkpoints
-def _read_weights(directory: Path) -> dict[str, Tensor]:
-    """The tensors of an HF directory: safetensors (single or sharded) first, then .bin."""
+def weight_files(directory: Path) -> list[Path]:
+    """The files holding an HF directory's weights, in the order transformers prefers them:
+    model.safetensors (or its shards), then pytorch_model.bin (or its shards)."""
     for name in WEIGHT_FILES:
         path = directory / name
         if not path.is_file():
             continue
         if name.endswith(".index.json"):
-            shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
-            state: dict[str, Tensor] = {}
-            for shard in shards:
-                state.update(_read_file(directory / shard))
-            return state
-        return _read_file(path)
-    raise FileNotFoundError(f"no GPT-2 weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
+            return [directory / shard for shard in _shards(path)]
+        return [path]
+    raise FileNotFoundError(f"no weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}")
 
 
-def _read_file(path: Path) -> dict[str, Tensor]:
+def _shards(index: Path) -> list[str]:
+    try:
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{index}: not a readable weight index ({type(err).__name__}: {err})") from None
+
+
+def read_weight_file(path: Path) -> dict[str, Tensor]:
+    """The tensors of one .safetensors or pickled .bin file. A pickle is read with
+    ``torch.load(weights_only=True)`` only, so nothing but tensors is ever unpickled; a file that
+    is truncated, garbage or holds other objects raises ValueError naming it, in one line."""
     if not path.is_file():
         raise FileNotFoundError(f"weight file not found: {path}")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary code
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise _unreadable(path, "safetensors", err) from None
+    try:
+        # zip-format files are memory-mapped: checking one costs no copy of its tensors
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path}: not a readable PyTorch weights file: refusing to unpickle anything but "
+                         f"tensors ({_unpickling_reason(err)})") from None
+    except (EOFError, OSError, RuntimeError, ValueError) as err:
+        raise _unreadable(path, "PyTorch weights", err) from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else "no data"
+    return ValueError(f"{path}: not a readable {kind} file (truncated or corrupt: {type(err).__name__}: {detail})")
+
+
+def _unpickling_reason(err: Exception) -> str:
+    """What torch's weights-only unpickler refused, without its advice to retry with
+    weights_only=False (which would run whatever the file holds)."""
+    boilerplate = ("Weights only load failed", "Check the documentation of torch.load", "Please file an issue")
+    reasons = [line.strip() for line in str(err).splitlines()
+               if line.strip() and not line.strip().startswith(boilerplate)]
+    return "; ".join(reasons) or "an object the weights-only unpickler refuses"
+
+
+def check_weight_files(directory: Path) -> None:
+    """Check that the weights of an HF directory can be read safely before a library
+    (TransformerLens, nnsight) loads them: safetensors headers must cover their files, pickles
+    must hold only tensors. One-line ValueError naming the file otherwise."""
+    for path in weight_files(directory):
+        if path.suffix == ".safetensors":
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    f.keys()
+            except (SafetensorError, OSError) as err:
+                raise _unreadable(path, "safetensors", err) from None
+        else:
+            read_weight_file(path)
+
+
+def _read_weights(directory: Path) -> dict[str, Tensor]:
+    """The tensors of an HF directory: safetensors (single or sharded) first, then .bin."""
+    try:
+        files = weight_files(directory)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no GPT-2 weights in {directory}: expected one of {', '.join(WEIGHT_FILES)}") from None
+    state: dict[str, Tensor] = {}
+    for path in files:
+        state.update(read_weight_file(path))
     return state
 
 
@@ -236,20 +299,29 @@ def _hf_model_parts(hf_model: nn.Module) -> tuple[GPTConfig, dict[str, Tensor]]:
     return cfg, {k: v.detach() for k, v in hf_model.state_dict().items()}
 
 
-def _source_parts(source: Any, revision: str | None, local_files_only: bool) -> tuple[GPTConfig, dict[str, Tensor]]:
+def _source_parts(source: Any, revision: str | None, local_files_only: bool
+                  ) -> tuple[GPTConfig, dict[str, Tensor], str]:
+    """(config, HF state dict, where it came from)."""
     if isinstance(source, nn.Module):
         if not hasattr(source, "config"):
             raise TypeError(f"expected a transformers GPT-2 model, got {type(source).__name__}")
-        return _hf_model_parts(source)
+        return (*_hf_model_parts(source), f"the given {type(source).__name__}")
     if not isinstance(source, (str, Path)):
         raise TypeError(f"source must be a directory, a hub name or a GPT-2 model, got {type(source).__name__}")
+    directory = local_model_dir(source, revision, local_files_only)
+    return (*_read_directory(directory), str(directory))
+
+
+def local_model_dir(source: str | Path, revision: str | None = None, local_files_only: bool = True) -> Path:
+    """The directory holding a model: ``source`` itself, or a hub name's snapshot in the HF cache
+    (downloaded first unless ``local_files_only``)."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return _read_directory(path)
+        return path
     if path.exists():
         raise NotADirectoryError(f"{path} is a file: pass the directory holding config.json and the weights")
     if isinstance(source, str) and HUB_ID.fullmatch(source) and not source.startswith("."):
-        return _read_directory(_resolve_hub(source, revision, local_files_only))
+        return _resolve_hub(source, revision, local_files_only)
     raise FileNotFoundError(f"no such directory: {path}")
 
 
@@ -261,6 +333,7 @@ def load_gpt2(
     dtype: torch.dtype | None = None,
     revision: str | None = None,
     local_files_only: bool = False,
+    allow_nonfinite: bool = False,
 ) -> GPT:
     """A GPT holding GPT-2 weights, in eval mode.
 
@@ -268,8 +341,11 @@ def load_gpt2(
     safetensors index, or pytorch_model.bin), a transformers GPT2LMHeadModel / GPT2Model, or a hub
     name ("gpt2", "openai-community/gpt2-medium") looked up in the HF cache, then on the hub
     unless `local_files_only` (or HF_HUB_OFFLINE=1). dtype defaults to float32, device to CPU.
+    Weights holding NaN or inf are refused (NonFiniteWeightsError naming the tensor) unless
+    `allow_nonfinite`; unreadable weight files raise ValueError naming the file.
     """
-    cfg, hf_state = _source_parts(source, revision, local_files_only)
+    cfg, hf_state, where = _source_parts(source, revision, local_files_only)
+    check_finite_weights(hf_state, where, allow_nonfinite=allow_nonfinite)
     state = convert_from_hf(hf_state, cfg)
     device = torch.device(device) if device is not None else torch.device("cpu")
     dtype = dtype or torch.float32
@@ -300,10 +376,7 @@ def save_hf_gpt2(model: GPT, out_dir: str | Path) -> Path:
     hf_cfg = config_to_hf(model.cfg)
     hf_cfg.dtype = str(model.embed.weight.dtype).removeprefix("torch.")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tensors = convert_to_hf(model)
-    tmp = out / "model.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(out / "model.safetensors")
-    hf_cfg.save_pretrained(out)
+    atomic_write_with(out / "model.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    atomic_write_text(out / "config.json", hf_cfg.to_json_string(use_diff=True))
     return out

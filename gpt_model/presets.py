@@ -15,7 +15,7 @@ from typing import Any
 
 from gpt_model.config import GPTConfig
 from gpt_model.data import DataConfig
-from gpt_model.train import RunConfig, TrainConfig
+from gpt_model.run_config import RunConfig, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ CHECKPOINT_DIR = "checkpoints"
 PROBES_DIR = "probes"
 DEFAULT_TREEBANK_DIR = "data"
 LOCK_FILE = ".lock"
+TOKENIZER_DIR = "tokenizer"  # where a run keeps the tokenizer it trained with
 RUNS_ROOT = Path("runs")  # where a bare run name is looked up
 
 _STEP_RE = re.compile(r"^step_(\d+)$")

@@ -1,7 +1,7 @@
 """Hook names, model backends, caching and interventions, and the on-disk activation store.
 
     import hooks
-    backend = hooks.load("runs/demo")          # or "gpt2:DIR", "tl:DIR", "nnsight:DIR"
+    backend = hooks.load("runs/demo")          # or "gpt2:DIR", "tl:DIR", "nnsight:DIR" (hooks/spec.py)
     [run] = backend.run([["The", "dogs", "bark"]], patterns=True)
     run.resid                                  # [n_layer + 1, tokens, d_model], 0 = embeddings
     store = hooks.ActivationStore.build("acts/", backend, "probe.conllu")
@@ -10,17 +10,8 @@
 See docs/hooks.md.
 """
 
-from hooks.backends import (
-    Backend,
-    BridgeBackend,
-    HookedBackend,
-    ModelInfo,
-    NativeBackend,
-    NNsightBackend,
-    SentenceRun,
-    load,
-    lock_for,
-)
+from hooks.backends import Backend, BridgeBackend, HookedBackend, NativeBackend, NNsightBackend, SentenceRun, lock_for
+from hooks.info import ModelInfo
 from hooks.interventions import (
     ablate_block,
     ablate_head,
@@ -31,7 +22,18 @@ from hooks.interventions import (
     patch_activation,
     run_with_hooks,
 )
-from hooks.names import BLOCK_HOOKS, GLOBAL_HOOKS, is_pairwise, pattern_name, resid_name, resid_names, select_hooks
+from hooks.loader import load
+from hooks.names import (
+    BLOCK_HOOKS,
+    GLOBAL_HOOKS,
+    is_pairwise,
+    layer_of,
+    pattern_name,
+    resid_name,
+    resid_names,
+    select_hooks,
+)
+from hooks.spec import SPEC_HELP, Spec, parse_spec
 from hooks.store import ActivationStore, CorpusSource
 from hooks.tokenize import (
     Encoding,
@@ -44,6 +46,9 @@ from hooks.tokenize import (
 
 __all__ = [
     "load",
+    "parse_spec",
+    "Spec",
+    "SPEC_HELP",
     "Backend",
     "HookedBackend",
     "NativeBackend",
@@ -64,6 +69,7 @@ __all__ = [
     "resid_names",
     "pattern_name",
     "is_pairwise",
+    "layer_of",
     "select_hooks",
     "cache_activations",
     "run_with_hooks",

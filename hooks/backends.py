@@ -1,9 +1,6 @@
 """Backends: one interface over our GPT, TransformerLens's bridge and nnsight.
 
-    backend = hooks.load("runs/demo")           # our GPT + the run's tokenizer
-    backend = hooks.load("gpt2:/models/gpt2")   # our GPT holding GPT-2 weights (load_gpt2)
-    backend = hooks.load("tl:/models/gpt2")     # TransformerBridge.boot_transformers
-    backend = hooks.load("nnsight:/models/gpt2")  # nnsight.TransformersModel
+    backend = hooks.load("runs/demo")           # our GPT + the run's tokenizer (hooks/loader.py)
     [out] = backend.run([["The", "dogs", "bark"]], patterns=True)
     out.resid      # [n_layer + 1, tokens, d_model], 0 = embeddings
     out.patterns   # [n_layer, n_head, tokens, tokens]
@@ -21,22 +18,15 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from hooks.names import NameSelector, is_pairwise, pattern_name, resid_names, select_hooks
-from hooks.tokenize import (
-    Encoding,
-    HFTokenizerAdapter,
-    TokenizerAdapter,
-    as_adapter,
-    load_hf_tokenizer,
-    load_run_tokenizer,
-)
+from hooks.info import ModelInfo
+from hooks.names import NameSelector, is_pairwise, layer_of, pattern_name, resid_names, select_hooks
+from hooks.tokenize import Encoding, TokenizerAdapter, as_adapter
 
 # ----------------------------------------------------------------------------- locks
 _LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -53,23 +43,6 @@ def lock_for(model: Any) -> threading.RLock:
 
 
 # ----------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class ModelInfo:
-    """What probes and the dashboard need to know about a model, whatever the backend."""
-
-    name: str
-    backend: str  # "native" | "tl" | "nnsight"
-    source: str
-    n_layer: int
-    n_head: int
-    d_model: int
-    d_vocab: int
-    context_len: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass
 class SentenceRun:
     """One sentence's activations; the token axis is the second-to-last of resid/logits."""
@@ -285,7 +258,7 @@ class NativeBackend(HookedBackend):
     def __init__(self, model: Any, tokenizer: Any, name: str = "gpt", source: str = ""):
         cfg = model.cfg
         info = ModelInfo(name=name, backend=self.kind, source=source or name, n_layer=cfg.n_layer,
-                         n_head=cfg.n_head, d_model=cfg.d_model, d_vocab=cfg.vocab_size,
+                         n_head=cfg.n_head, d_model=cfg.d_model, vocab_size=cfg.vocab_size,
                          context_len=cfg.context_len)
         model.eval()
         super().__init__(model, tokenizer, info)
@@ -301,7 +274,7 @@ class BridgeBackend(HookedBackend):
         cfg = bridge.cfg
         name = name or str(getattr(cfg, "model_name", "bridge"))
         info = ModelInfo(name=name, backend=self.kind, source=source or name, n_layer=cfg.n_layers,
-                         n_head=cfg.n_heads, d_model=cfg.d_model, d_vocab=cfg.d_vocab, context_len=cfg.n_ctx)
+                         n_head=cfg.n_heads, d_model=cfg.d_model, vocab_size=cfg.d_vocab, context_len=cfg.n_ctx)
         bridge.eval()
         super().__init__(bridge, tokenizer, info)
 
@@ -351,14 +324,14 @@ class NNsightBackend(Backend):
             except Exception:  # noqa: BLE001 - keep the model's own; patterns will say so
                 pass
         module.eval()
-        n_layer, n_head, d_model, d_vocab, n_ctx = _hf_dims(module.config)
+        n_layer, n_head, d_model, vocab_size, n_ctx = _hf_dims(module.config)
         self._layers_path = self._find_layers(module, n_layer)
         layers = self._get(module, self._layers_path)
         self._attn = next((a for a in _ATTN if hasattr(layers[0], a)), None)
         self._mlp = next((a for a in _MLP if hasattr(layers[0], a)), None)
         name = name or str(getattr(module.config, "name_or_path", "") or type(module).__name__)
         info = ModelInfo(name=name, backend=self.kind, source=source or name, n_layer=n_layer, n_head=n_head,
-                         d_model=d_model, d_vocab=d_vocab, context_len=n_ctx)
+                         d_model=d_model, vocab_size=vocab_size, context_len=n_ctx)
         super().__init__(model, tokenizer, info, lock_key=module)
         names = []
         for i in range(n_layer):
@@ -403,7 +376,7 @@ class NNsightBackend(Backend):
         want_patterns = any(n.endswith("attn.hook_pattern") for n in names)
         n_layer = self.n_layer
         # the last layer whose activations are needed: the trace can stop after it
-        last = max((int(n.split(".")[1]) for n in names), default=n_layer - 1)
+        last = max((layer_of(n) for n in names), default=n_layer - 1)
         run_to_end = want_logits or want_patterns
         envoy = self.model
         layers = self._get(envoy, self._layers_path)
@@ -449,106 +422,5 @@ class NNsightBackend(Backend):
                     )
                 for n in names:
                     if n.endswith("attn.hook_pattern"):
-                        acts[n] = attentions[int(n.split(".")[1])].detach()
+                        acts[n] = attentions[layer_of(n)].detach()
         return (logits if want_logits else None), acts
-
-
-# ----------------------------------------------------------------------------- load(spec)
-PREFIXES = ("native", "run", "gpt2", "tl", "nnsight")
-
-
-def load(spec: Any, *, tokenizer: Any = None, device: str | torch.device = "cpu",
-         dtype: torch.dtype | None = None, name: str | None = None) -> Backend:
-    """A backend from a spec string or a model object.
-
-    Strings: `runs/NAME` or any run/checkpoint directory (also `native:PATH`) → our GPT with the
-    run's tokenizer; `gpt2:SOURCE` → our GPT holding GPT-2 weights (gpt_model.load_gpt2);
-    `tl:SOURCE` → TransformerBridge.boot_transformers; `nnsight:SOURCE` → nnsight.TransformersModel.
-    SOURCE is a Hugging Face directory (with its tokenizer) or a hub name (from the local cache).
-    Objects: a Backend (returned as is), a gpt_model.GPT (tokenizer= required), a
-    TransformerBridge, an nnsight model, or a Hugging Face causal LM (wrapped with NNsight).
-    """
-    if isinstance(spec, Backend):
-        return spec
-    if not isinstance(spec, (str, Path)):
-        return _from_object(spec, tokenizer, name)
-    spec = str(spec)
-    prefix, sep, source = spec.partition(":")
-    if not sep or prefix not in PREFIXES:
-        prefix, source = "native", spec
-    if not source:
-        raise ValueError(f"empty model source in spec {spec!r}")
-    if prefix in ("native", "run"):
-        return _load_native(source, tokenizer, device, dtype, name)
-    tok = tokenizer if tokenizer is not None else load_hf_tokenizer(source)
-    adapter = as_adapter(tok)
-    hf_tok = adapter.tokenizer if isinstance(adapter, HFTokenizerAdapter) else tok
-    label = name or f"{prefix}:{Path(source).name or source}"
-    if prefix == "gpt2":
-        from gpt_model.gpt2_weights import load_gpt2
-
-        model = load_gpt2(source, device=device, dtype=dtype)
-        return NativeBackend(model, adapter, name=label, source=spec)
-    if prefix == "tl":
-        from transformer_lens import TransformerBridge
-
-        bridge = TransformerBridge.boot_transformers(source, tokenizer=hf_tok, device=device,
-                                                     dtype=dtype or torch.float32)
-        return BridgeBackend(bridge, adapter, name=label, source=spec)
-    import nnsight
-
-    model = nnsight.TransformersModel(source, dispatch=True, tokenizer=hf_tok, task="text-generation",
-                                      attn_implementation="eager", dtype=dtype or torch.float32)
-    model._module.to(device)
-    return NNsightBackend(model, adapter, name=label, source=spec)
-
-
-def _load_native(source: str, tokenizer: Any, device: Any, dtype: torch.dtype | None, name: str | None) -> Backend:
-    from gpt_model.checkpoint import load_model, read_config
-
-    path = Path(source).expanduser()
-    if not path.is_dir() and not path.is_absolute() and (Path("runs") / source).is_dir():
-        path = Path("runs") / source
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"no run or checkpoint directory at {source!r} (specs: runs/NAME, a checkpoint directory, "
-            f"gpt2:SOURCE, tl:SOURCE, nnsight:SOURCE)"
-        )
-    config = read_config(path)
-    model = load_model(path, device=device)
-    if dtype is not None:
-        model = model.to(dtype)
-    tok = tokenizer if tokenizer is not None else load_run_tokenizer(path, config)
-    if path.parent.name == "checkpoints":
-        label = f"{path.parent.parent.name}@{path.name}"
-    else:
-        label = path.resolve().name
-    return NativeBackend(model, tok, name=name or label, source=str(path))
-
-
-def _from_object(obj: Any, tokenizer: Any, name: str | None) -> Backend:
-    from gpt_model.model import GPT
-
-    if isinstance(obj, GPT):
-        if tokenizer is None:
-            raise ValueError("hooks.load(GPT model) needs tokenizer= (a WordTokenizer or HF tokenizer)")
-        return NativeBackend(obj, tokenizer, name=name or "gpt")
-    try:
-        from transformer_lens import TransformerBridge
-    except ImportError:  # pragma: no cover
-        TransformerBridge = ()  # type: ignore[assignment]
-    if isinstance(obj, TransformerBridge):
-        tok = tokenizer if tokenizer is not None else obj.tokenizer
-        return BridgeBackend(obj, tok, name=name or "")
-    import nnsight
-
-    if isinstance(obj, nnsight.Envoy):
-        tok = tokenizer if tokenizer is not None else getattr(obj, "tokenizer", None)
-        if tok is None:
-            raise ValueError("this nnsight model has no tokenizer: pass tokenizer=")
-        return NNsightBackend(obj, tok, name=name or "")
-    if isinstance(obj, nn.Module) and hasattr(obj, "config"):
-        if tokenizer is None:
-            raise ValueError("hooks.load(Hugging Face model) needs tokenizer=")
-        return NNsightBackend(obj, tokenizer, name=name or "")
-    raise TypeError(f"cannot make a backend from {type(obj).__name__}")

@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gpt_model.checkpoint import atomic_write_bytes, atomic_write_json
+from corpus.durable import atomic_write_bytes, atomic_write_json
 from hooks.backends import Backend
+from hooks.info import upgrade_info
 from hooks.names import is_pairwise, resid_name
 from hooks.tokenize import Encoding
 
@@ -50,7 +51,7 @@ VERSION = 1
 DTYPES = {"float16": (np.float16, torch.float16), "float32": (np.float32, torch.float32)}
 POSITIONS = ("last", "first", "mean")
 # what must match between a store and a backend/corpus resuming or appending to it
-MODEL_KEYS = ("name", "backend", "n_layer", "n_head", "d_model", "d_vocab")
+MODEL_KEYS = ("name", "backend", "n_layer", "n_head", "d_model", "vocab_size")
 
 
 # ----------------------------------------------------------------------------- corpus sources
@@ -226,7 +227,7 @@ class ActivationStore:
 
     @property
     def model(self) -> dict[str, Any]:
-        return dict(self.index["model"])
+        return upgrade_info(self.index["model"])
 
     @property
     def n_sentences(self) -> int:
@@ -425,7 +426,7 @@ class ActivationStore:
         return {n: tuple(acts[n].shape[2:]) for n in names}
 
     def _check_compatible(self, backend: Backend, names: list[str], dtype: str, position: str) -> None:
-        have = {k: self.index["model"].get(k) for k in MODEL_KEYS}
+        have = {k: self.model.get(k) for k in MODEL_KEYS}
         want = {k: backend.metadata.to_dict().get(k) for k in MODEL_KEYS}
         if have != want:
             raise ValueError(f"store {self.path} was built with model {have}, not {want}")

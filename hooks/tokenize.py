@@ -21,6 +21,18 @@ from typing import Any
 
 import torch
 
+from corpus.tokenizers import (
+    TOKENIZER_KINDS,
+    align_words_to_tokens,
+    check_usable_tokenizer,
+    load_hf_tokenizer,
+    load_tokenizer,
+)
+from gpt_model.rundir import CONFIG_FILE, locate
+
+__all__ = ["Encoding", "TokenizerAdapter", "WordTokenizerAdapter", "HFTokenizerAdapter", "as_adapter",
+           "load_hf_tokenizer", "load_run_tokenizer"]
+
 
 @dataclass(frozen=True)
 class Encoding:
@@ -141,8 +153,6 @@ class HFTokenizerAdapter(TokenizerAdapter):
         self.bos_id = int(bos_id)
 
     def encode(self, words: Sequence[str]) -> Encoding:
-        from corpus.tokenizers import align_words_to_tokens
-
         words = _check_words(words)
         alignment = align_words_to_tokens(self.tokenizer, words)
         spans = tuple((start + 1, end + 1) for start, end in alignment.word_spans)
@@ -169,77 +179,30 @@ class HFTokenizerAdapter(TokenizerAdapter):
 
 
 # ----------------------------------------------------------------------------- loading
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "vocab.txt")
-
-
-def check_usable_tokenizer(tokenizer: Any, where: str) -> None:
-    """transformers silently builds an (almost) empty tokenizer from a directory without
-    tokenizer files: refuse it with a message that says what to do."""
-    size = len(tokenizer) if tokenizer is not None else 0
-    if size <= 1:
-        raise ValueError(
-            f"no usable tokenizer for {where}: got a tokenizer with {size} token(s). Save one next to "
-            f"the model (tokenizer.save_pretrained(dir): tokenizer.json, or vocab.json + merges.txt) "
-            f"or pass tokenizer= explicitly"
-        )
-
-
-def load_hf_tokenizer(source: str | Path) -> Any:
-    """A Hugging Face tokenizer from a model directory or hub name; a clear error when the
-    directory holds no tokenizer (instead of the empty one transformers would build)."""
-    from transformers import AutoTokenizer, GPT2TokenizerFast
-
-    path = Path(source).expanduser()
-    if path.is_dir():
-        present = [f for f in TOKENIZER_FILES if (path / f).is_file()]
-        if not present:
-            raise ValueError(
-                f"no usable tokenizer in {path}: none of {', '.join(TOKENIZER_FILES)} is there. Save "
-                f"one next to the model (tokenizer.save_pretrained(dir)) or pass tokenizer= explicitly"
-            )
-        bare_bpe = "tokenizer.json" not in present and (path / "merges.txt").is_file()
-        if bare_bpe and "vocab.json" in present and not (path / "tokenizer_config.json").is_file():
-            # A bare BPE model (tokenizers.save_model): vocab= / merges=, never vocab_file=
-            # (which silently gives an empty tokenizer in transformers 5).
-            tok = GPT2TokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
-        else:
-            tok = AutoTokenizer.from_pretrained(str(path))
-    else:
-        try:
-            tok = AutoTokenizer.from_pretrained(str(source))
-        except Exception as err:  # noqa: BLE001 - re-raised with the source named
-            raise ValueError(f"cannot load a tokenizer for {source!r}: {type(err).__name__}: {err}") from err
-    check_usable_tokenizer(tok, str(source))
-    return tok
-
-
-def load_run_tokenizer(run_dir: str | Path, config: dict[str, Any]) -> TokenizerAdapter:
-    """The tokenizer of a run or checkpoint directory, from config["tokenizer"].
-
-    {"kind": "word", "path": "tokenizer/vocab.json"} or {"kind": "bpe", "path": "tokenizer"};
-    paths are relative to the directory, or for a checkpoint (runs/X/checkpoints/step_N) to
-    its run directory.
-    """
-    run_dir = Path(run_dir)
+def load_run_tokenizer(model_dir: str | Path, config: dict[str, Any]) -> TokenizerAdapter:
+    """The tokenizer of a run or checkpoint directory, as its config["tokenizer"] names it
+    ({"kind": "word", "path": "tokenizer/vocab.json"} or {"kind": "bpe", "path": "tokenizer"}),
+    loaded by ``corpus.tokenizers.load_tokenizer``. The path is relative to the directory, or
+    for a checkpoint, to its run directory."""
+    model_dir = Path(model_dir)
     spec = config.get("tokenizer")
     if not spec:
         raise ValueError(
-            f"{run_dir}/config.json has no 'tokenizer' section: cannot tell how to tokenize words "
+            f"{model_dir / CONFIG_FILE} has no 'tokenizer' section: cannot tell how to tokenize words "
             f"(pass tokenizer= to hooks.load)"
         )
-    kind, rel = spec.get("kind"), spec.get("path")
-    if kind not in ("word", "bpe") or not rel:
-        raise ValueError(f"{run_dir}/config.json: tokenizer must be {{'kind': 'word'|'bpe', 'path': …}}, got {spec}")
-    candidates = [run_dir / rel, run_dir.parent.parent / rel]
-    path = next((p for p in candidates if p.exists()), None)
-    if path is None:
-        looked = ", ".join(map(str, candidates))
-        raise FileNotFoundError(f"tokenizer {rel!r} of {run_dir} not found (looked in {looked})")
+    kind = spec.get("kind")
+    if kind not in TOKENIZER_KINDS or not spec.get("path"):
+        raise ValueError(f"{model_dir / CONFIG_FILE}: tokenizer must be {{'kind': 'word'|'bpe', 'path': …}}, "
+                         f"got {spec}")
+    run, _ = locate(model_dir)
+    path = run.tokenizer_path(config)
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"tokenizer {spec['path']!r} of {model_dir} not found at {path}")
+    tokenizer = load_tokenizer(kind, path)
     if kind == "word":
-        from corpus import WordTokenizer
-
-        return WordTokenizerAdapter(WordTokenizer.load(path), name=str(path))
-    return HFTokenizerAdapter(load_hf_tokenizer(path), name=str(path))
+        return WordTokenizerAdapter(tokenizer, name=str(path))
+    return HFTokenizerAdapter(tokenizer, name=str(path))
 
 
 def as_adapter(tokenizer: Any) -> TokenizerAdapter:

@@ -37,6 +37,13 @@ from probes.metrics import interval
 
 LEVEL_ORDER = ("early", "middle", "late")
 EXPECTED_KINDS = ("anchored", "tenney")
+# The verdict's three outcomes (``holds`` True / False / None), in the words every report uses.
+VERDICT_STATUS: dict[bool | None, str] = {True: "holds", False: "does not hold", None: "incomplete"}
+
+
+def verdict_status(holds: bool | None) -> str:
+    """"holds", "does not hold" or "incomplete"."""
+    return VERDICT_STATUS[holds]
 
 
 def expected_layer_tenney(scores: np.ndarray) -> np.ndarray:
@@ -131,7 +138,8 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
     if len(present) < 3:
         missing = [lv for lv in LEVEL_ORDER if lv not in present]
         out.update(holds=None, p_order=None,
-                   message=f"incomplete: no task with a defined expected layer at level(s) {', '.join(missing)}")
+                   message=f"{VERDICT_STATUS[None]}: no task with a defined expected layer at level(s) "
+                           f"{', '.join(missing)}")
         return out
     e, m, l_ = boot["early"], boot["middle"], boot["late"]
     valid = np.isfinite(e) & np.isfinite(m) & np.isfinite(l_)
@@ -140,7 +148,7 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
     out.update(holds=holds, p_order=p_order)
     means = ", ".join(f"{lv} {point[lv]:.2f}" for lv in LEVEL_ORDER)
     if holds:
-        out["message"] = (f"holds: early < middle < late in {100 * p_order:.1f}% of resamples "
+        out["message"] = (f"{VERDICT_STATUS[True]}: early < middle < late in {100 * p_order:.1f}% of resamples "
                           f"(mean expected layer {means})")
     else:
         fails = "; ".join(
@@ -149,7 +157,7 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
             f"{p['difference_ci'][1]:+.2f}])"
             for p in out["failing"]
         ) or "each pair is in order in ≥95% of resamples, but all three jointly are not"
-        out["message"] = (f"does not hold: early < middle < late in {100 * p_order:.1f}% of resamples "
+        out["message"] = (f"{VERDICT_STATUS[False]}: early < middle < late in {100 * p_order:.1f}% of resamples "
                           f"(mean expected layer {means}); {fails}")
     return out
 

@@ -28,6 +28,7 @@ import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -127,73 +128,84 @@ def _as_lam(lam: float | Tensor | np.ndarray | list[float], P: int, device: torc
     return t.expand(P).clone() if t.dim() == 0 else t.reshape(P)
 
 
+class Objective(Protocol):
+    """What ``lbfgs`` minimises: P independent problems over flat parameters ``x [P, D]``.
+    Called with the parameters of the problems ``idx [p]`` (``x [p, D]``), it returns their
+    values ``f [p]`` and gradients ``g [p, D]``."""
+
+    def __call__(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class Preconditioner(Protocol):
+    """``M·q`` for the problems ``idx``, with M ≈ the inverse Hessian: the initial inverse
+    Hessian of L-BFGS (instead of a scaled identity)."""
+
+    def __call__(self, q: Tensor, idx: Tensor) -> Tensor: ...
+
+
+PRECONDITIONERS = ("adaptive", None)
+
+
 class _LogisticObjective:
-    """Mean cross-entropy + λ/2‖W‖² and its gradient for a subset of the P problems.
+    """Mean cross-entropy + λ/2‖W‖² and its gradient for a subset of the P problems (an
+    ``Objective``).
 
     Parameters are flat per problem: ``x [p, K·d + K]`` = Wᵀ [K, d] then b [K]. Logits are
     computed class-major, ``[p, K, c] = Wᵀ @ Xᵀ`` for blocks of c rows (Xᵀ a view, no copy): the
     softmax then runs along a long contiguous axis, and a block's logits stay in cache through
     its passes (on the demo model's word task: 1.75× faster per evaluation than all rows at
     once). With ``precondition="adaptive"`` each evaluation also records the class curvature
-    mean_i p_ik(1 − p_ik) of its point, which ``precond`` then uses."""
+    mean_i p_ik(1 − p_ik) of its point, which ``inverse_hessian`` (a ``Preconditioner``) then
+    uses."""
 
     def __init__(self, X: Tensor, y: Tensor, n_classes: int, lam: Tensor, precondition: str | None = None,
                  chunk: int | None = None):
+        if precondition not in PRECONDITIONERS:
+            raise ValueError(f"precondition must be 'adaptive' or None, got {precondition!r}")
         self.X, self.K, self.lam, self.chunk = X, n_classes, lam, chunk
-        self._buf: Tensor | None = None
         self.P, self.n, self.d = X.shape
         self.y = y.reshape(1, 1, -1)
-        self._key: tuple[int, ...] | None = None
-        self._Xa = X
-        self._neg = torch.full((1, 1, self.n), -1.0, dtype=X.dtype, device=X.device)
-        self.precondition = precondition
-        if precondition:
+        self.preconditioned = precondition == "adaptive"
+        self._logits_buf: Tensor | None = None
+        self._active_key: tuple[int, ...] | None = None  # the problems whose features _X_active holds
+        self._X_active = X
+        self._minus_one = torch.full((1, 1, self.n), -1.0, dtype=X.dtype, device=X.device)
+        if self.preconditioned:
             Xd = X.double()
             gram = Xd.transpose(1, 2) @ Xd / self.n  # [P, d, d]
             e, V = torch.linalg.eigh(gram)
-            self._e, self._V = e.clamp_min(0.0).to(X.dtype), V.to(X.dtype)
-            self._counts = torch.bincount(y, minlength=n_classes).to(X.dtype)
-            pi = self._counts / max(self.n, 1)
-            if precondition == "pi":
-                c = (pi * (1 - pi)).clamp_min(1.0 / max(self.n, 1))
-            elif precondition == "half":
-                c = torch.full_like(pi, 0.5)
-            elif precondition == "adaptive":
-                c = (pi * (1 - pi)).clamp_min(1.0 / max(self.n, 1))
-            else:
-                raise ValueError(f"precondition must be 'pi', 'half', 'adaptive' or None, got {precondition!r}")
-            self._c = c.expand(self.P, n_classes).clone()  # [P, K]
+            self._gram_evals, self._gram_evecs = e.clamp_min(0.0).to(X.dtype), V.to(X.dtype)
+            self._class_counts = torch.bincount(y, minlength=n_classes).to(X.dtype)
+            pi = self._class_counts / max(self.n, 1)
+            # the class curvature before the first evaluation: π(1 − π) from the class frequencies
+            c = (pi * (1 - pi)).clamp_min(1.0 / max(self.n, 1))
+            self.class_curvature = c.expand(self.P, n_classes).clone()  # [P, K]
 
-    def precond(self, q: Tensor, idx: Tensor) -> Tensor:
+    def inverse_hessian(self, q: Tensor, idx: Tensor) -> Tensor:
         """M·q with M ≈ inverse Hessian: per class k, (c_k·XᵀX/n + λ)⁻¹ on the weights (in the
         eigenbasis of XᵀX/n), 1/c_k on the bias."""
         p, d, K = len(idx), self.d, self.K
         full = p == self.P
-        V = self._V if full else self._V[idx]
-        e = self._e if full else self._e[idx]
+        V = self._gram_evecs if full else self._gram_evecs[idx]
+        e = self._gram_evals if full else self._gram_evals[idx]
         lam = self.lam[idx]
         WT = q[:, : K * d].reshape(p, K, d)
         Z = torch.bmm(WT, V)  # [p, K, d] in the eigenbasis
-        c = self._c[idx]  # [p, K]
+        c = self.class_curvature[idx]  # [p, K]
         Z = Z / (c[:, :, None] * e[:, None, :] + lam[:, None, None])
         W2 = torch.bmm(Z, V.transpose(1, 2))
         b2 = q[:, K * d:] / c
         return torch.cat([W2.reshape(p, K * d), b2], dim=1)
 
     def _subset(self, idx: Tensor) -> Tensor:
+        """The features of the problems ``idx``: copied once each time the active set shrinks,
+        which costs less than one evaluation."""
         if len(idx) == self.P:
             return self.X
         key = tuple(idx.tolist())
-        if key != self._key:  # the active set shrank: copy its features once
-            self._key, self._Xa = key, self.X[idx]
-        return self._Xa
-
-    def batch(self, active: Tensor) -> Tensor:
-        """Which problems to evaluate: the active ones (their features are copied once each time
-        the active set shrinks, which costs less than one evaluation)."""
-        if bool(active.all()):
-            return torch.arange(self.P, device=active.device)
-        return active.nonzero()[:, 0]
+        if key != self._active_key:
+            self._active_key, self._X_active = key, self.X[idx]
+        return self._X_active
 
     def __call__(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         p, n, d, K = len(idx), self.n, self.d, self.K
@@ -206,8 +218,7 @@ class _LogisticObjective:
         f = x.new_zeros(p)
         gW = x.new_zeros(p, K, d)
         gb = x.new_zeros(p, K, 1)
-        adaptive = self.precondition == "adaptive"
-        sq = x.new_zeros(p, K) if adaptive else None
+        prob_sq = x.new_zeros(p, K) if self.preconditioned else None  # Σ_i p_ik²
         # Rows in chunks: the logits of a chunk stay in cache through the softmax passes, and the
         # [p, K, c] buffer is reused (a fresh [p, K, n] tensor per call costs as much as a product).
         for s0 in range(0, n, c):
@@ -224,14 +235,14 @@ class _LogisticObjective:
             L.clamp_min_(-80.0).exp_()
             z = L.sum(dim=1, keepdim=True)
             f.add_(z.log().sum(dim=(1, 2)))
-            L.div_(z)
-            if sq is not None:
-                sq.add_(torch.linalg.vector_norm(L, dim=2).square_())
-            L.scatter_add_(1, y, self._neg[:, :, :w].expand(p, 1, w))  # softmax − one-hot
+            L.div_(z)  # L now holds the probabilities
+            if prob_sq is not None:
+                prob_sq.add_(torch.linalg.vector_norm(L, dim=2).square_())
+            L.scatter_add_(1, y, self._minus_one[:, :, :w].expand(p, 1, w))  # softmax − one-hot
             gW.baddbmm_(L, Xc)
             gb.add_(L.sum(dim=2, keepdim=True))
-        if sq is not None:  # curvature of this point: mean p(1 − p) per class
-            self._c[idx] = ((gb[..., 0] + self._counts) - sq).div_(n).clamp_min_(1.0 / n)
+        if prob_sq is not None:  # curvature of this point: mean p(1 − p) per class (Σ p = gb + counts)
+            self.class_curvature[idx] = ((gb[..., 0] + self._class_counts) - prob_sq).div_(n).clamp_min_(1.0 / n)
         f = f / n + 0.5 * lam * WT.pow(2).sum(dim=(1, 2))
         gW.div_(n).add_(WT * lam[:, None, None])  # [p, K, d]
         return f, torch.cat([gW.reshape(p, K * d), gb.reshape(p, K).div_(n)], dim=1)
@@ -244,125 +255,171 @@ class _LogisticObjective:
         return max(1, min(self.n, max(256, CHUNK_ELEMENTS // max(1, p * self.K))))
 
     def _buffer(self, p: int, c: int) -> Tensor:
-        if self._buf is None or self._buf.shape[1] != c or self._buf.shape[0] < p:
-            self._buf = self.X.new_empty(max(p, self.P), self.K, c)
-        return self._buf[:p]
+        if self._logits_buf is None or self._logits_buf.shape[1] != c or self._logits_buf.shape[0] < p:
+            self._logits_buf = self.X.new_empty(max(p, self.P), self.K, c)
+        return self._logits_buf[:p]
 
 
-def lbfgs(fg, x: Tensor, *, max_iter: int = 100, tol: float = 1e-4, history: int = 20,
-          max_halvings: int = 30) -> tuple[Tensor, int, int]:
+# ----------------------------------------------------------------------------- L-BFGS
+@dataclass
+class _CurvatureMemory:
+    """The last m curvature pairs of each problem, in a ring buffer shared by all problems:
+    ``steps`` s = x_new − x, ``grad_changes`` y = g_new − g, ``inv_sy`` ρ = 1/(s·y) (0 marks an
+    empty or discarded pair); ``slot`` is where the next pair goes."""
+
+    steps: Tensor  # [P, m, D]
+    grad_changes: Tensor  # [P, m, D]
+    inv_sy: Tensor  # [P, m]
+    slot: int = 0
+
+    @classmethod
+    def empty(cls, x: Tensor, m: int) -> "_CurvatureMemory":
+        P, D = x.shape
+        return cls(x.new_zeros(P, m, D), x.new_zeros(P, m, D), x.new_zeros(P, m))
+
+    @property
+    def size(self) -> int:
+        return self.inv_sy.shape[1]
+
+    def select(self, batch: Tensor) -> "_CurvatureMemory":
+        """A copy holding the problems ``batch`` (written back with ``assign``)."""
+        return _CurvatureMemory(self.steps[batch], self.grad_changes[batch], self.inv_sy[batch], self.slot)
+
+    def assign(self, batch: Tensor, part: "_CurvatureMemory") -> None:
+        self.steps[batch], self.grad_changes[batch], self.inv_sy[batch] = part.steps, part.grad_changes, part.inv_sy
+        self.slot = part.slot
+
+    def newest_first(self) -> list[int]:
+        m = self.size
+        return [(self.slot - 1 - j) % m for j in range(m)]
+
+    def push(self, s: Tensor, y: Tensor, keep: Tensor, forget: Tensor) -> None:
+        """Store the pair (s, y) for the problems ``keep`` whose curvature s·y is positive (an
+        empty slot for the others), wipe the memory of the problems ``forget``, advance."""
+        sy = (s * y).sum(dim=1)
+        keep = (sy > 1e-10 * (y * y).sum(dim=1).clamp_min(1e-30)) & keep
+        k = self.slot
+        self.steps[:, k] = torch.where(keep[:, None], s, self.steps[:, k])
+        self.grad_changes[:, k] = torch.where(keep[:, None], y, self.grad_changes[:, k])
+        self.inv_sy[:, k] = torch.where(keep, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        if bool(forget.any()):
+            self.steps[forget] = 0.0
+            self.grad_changes[forget] = 0.0
+            self.inv_sy[forget] = 0.0
+        self.slot = (k + 1) % self.size
+
+
+def _direction(g: Tensor, mem: _CurvatureMemory, moving: Tensor, precondition: Preconditioner | None,
+               batch: Tensor) -> tuple[Tensor, Tensor]:
+    """The two-loop recursion: the direction −H·g (zero for problems that no longer move) and
+    its slope g·d."""
+    order = mem.newest_first()
+    S, Y, rho = mem.steps, mem.grad_changes, mem.inv_sy
+    q = g.clone()
+    alpha = g.new_zeros(len(batch), mem.size)
+    for i in order:
+        alpha[:, i] = rho[:, i] * torch.linalg.vecdot(S[:, i], q)
+        q.addcmul_(Y[:, i], alpha[:, i, None], value=-1.0)
+    newest = order[0]
+    sy = (S[:, newest] * Y[:, newest]).sum(dim=1)
+    first_step = torch.clamp(1.0 / g.abs().sum(dim=1).clamp_min(1e-12), max=1.0)
+    if precondition is not None:
+        My = precondition(Y[:, newest], batch)
+        yMy = (Y[:, newest] * My).sum(dim=1)
+        gamma = torch.where((yMy > 0) & (sy > 0), sy / yMy.clamp_min(1e-30), torch.ones_like(sy))
+        r = gamma[:, None] * precondition(q, batch)
+    else:
+        yy = (Y[:, newest] * Y[:, newest]).sum(dim=1)
+        gamma = torch.where((yy > 0) & (sy > 0), sy / yy.clamp_min(1e-30), first_step)
+        r = gamma[:, None] * q
+    for i in reversed(order):
+        beta = rho[:, i] * torch.linalg.vecdot(Y[:, i], r)
+        r.addcmul_(S[:, i], (alpha[:, i] - beta)[:, None])
+    d = r.mul_(-moving.to(r.dtype)[:, None])  # −H·g, zero for problems already done
+    slope = (g * d).sum(dim=1)
+    uphill = (slope >= 0) & moving
+    if bool(uphill.any()):  # not a descent direction: fall back to steepest descent
+        d = torch.where(uphill[:, None], -g * first_step[:, None], d)
+        slope = (g * d).sum(dim=1)
+    return d, slope
+
+
+def _line_search(objective: Objective, batch: Tensor, x: Tensor, f: Tensor, d: Tensor, slope: Tensor,
+                 moving: Tensor, max_halvings: int) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """Backtracking from step 1 along ``d``, halving per problem until accepted. Returns (x, f,
+    g at the last trial, accepted per problem, evaluations)."""
+    step = torch.ones(len(batch), dtype=x.dtype, device=x.device)
+    # Accept a step by Armijo, or by Hager & Zhang's approximate Wolfe conditions (the slope
+    # has risen to σ·φ'(0) but not past −φ'(0), and f has not grown beyond its rounding
+    # noise): near the optimum of a flat objective the decrease Armijo asks for is below
+    # float32 resolution, while the gradients are still accurate (≈1e-7 here).
+    noise = 16 * torch.finfo(x.dtype).eps * f.abs().clamp_min(1.0)
+    accepted = torch.zeros_like(moving)
+    evals = 0
+    for _ in range(max_halvings):
+        x_new = x + step[:, None] * d
+        f_new, g_new = objective(x_new, batch)
+        evals += 1
+        slope_new = (g_new * d).sum(dim=1)
+        armijo = f_new <= f + 1e-4 * step * slope
+        wolfe = (f_new <= f + noise) & (slope_new >= 0.9 * slope) & (slope_new <= -slope)
+        accepted = (armijo | wolfe) & torch.isfinite(f_new) & torch.isfinite(g_new).all(dim=1)
+        if bool((accepted | ~moving).all()):
+            break
+        step = torch.where(accepted, step, step * 0.5)
+    return x_new, f_new, g_new, accepted, evals
+
+
+def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | None = None, max_iter: int = 100,
+          tol: float = 1e-4, history: int = 20, max_halvings: int = 30) -> tuple[Tensor, int, int]:
     """Batched L-BFGS: P independent problems, each with its own curvature pairs and its own
     backtracking line search (Armijo, or approximate Wolfe within rounding noise); problems
     leave the batch as they converge.
 
-    fg(x [p, D], idx [p]) → (f [p], g [p, D]) for the problems ``idx``. Stops a problem when
-    its largest gradient entry is ≤ tol (scikit-learn's lbfgs criterion), or when its line
-    search fails twice in a row (the second time from a fresh memory: no step of the
-    preconditioned gradient direction improves it). Returns (x, iterations, evaluations)."""
+    ``objective(x [p, D], idx [p]) → (f [p], g [p, D])`` for the problems ``idx`` (an
+    ``Objective``); ``precondition``: the initial inverse Hessian (a ``Preconditioner``; None: a
+    scaled identity). Stops a problem when its largest gradient entry is ≤ tol (scikit-learn's
+    lbfgs criterion), or when its line search fails twice in a row (the second time from a fresh
+    memory: no step of the preconditioned gradient direction improves it). Returns (x,
+    iterations, evaluations)."""
     x = x.clone()
-    P, D = x.shape
-    idx = torch.arange(P, device=x.device)
-    pre = fg.precond if getattr(fg, "precondition", None) else None
-    f, g = fg(x, idx)
+    P = x.shape[0]
+    f, g = objective(x, torch.arange(P, device=x.device))
     evals = 1
-    m = history
-    S = x.new_zeros(P, m, D)
-    Y = x.new_zeros(P, m, D)
-    rho = x.new_zeros(P, m)
-    fails = torch.zeros(P, dtype=torch.long, device=x.device)  # consecutive failed line searches
-    pos = 0
+    memory = _CurvatureMemory.empty(x, history)
+    failures = torch.zeros(P, dtype=torch.long, device=x.device)  # consecutive failed line searches
     active = g.abs().amax(dim=1) > tol
     it = 0
     for it in range(1, max_iter + 1):
         if not bool(active.any()):
             it -= 1
             break
-        a = fg.batch(active) if hasattr(fg, "batch") else active.nonzero()[:, 0]
-        full = len(a) == P
-        if full:
-            ga, xa, fa, Sa, Ya, ra = g, x, f, S, Y, rho
-        else:
-            ga, xa, fa, Sa, Ya, ra = g[a], x[a], f[a], S[a], Y[a], rho[a]
-        live = active[a]  # problems of the batch that still move
-        # two-loop recursion: direction = −H·g
-        order = [(pos - 1 - j) % m for j in range(m)]  # newest first
-        q = ga.clone()
-        alpha = x.new_zeros(len(a), m)
-        for i in order:
-            alpha[:, i] = ra[:, i] * torch.linalg.vecdot(Sa[:, i], q)
-            q.addcmul_(Ya[:, i], alpha[:, i, None], value=-1.0)
-        newest = order[0]
-        sy = (Sa[:, newest] * Ya[:, newest]).sum(dim=1)
-        yy = (Ya[:, newest] * Ya[:, newest]).sum(dim=1)
-        first_step = torch.clamp(1.0 / ga.abs().sum(dim=1).clamp_min(1e-12), max=1.0)
-        if pre is not None:
-            My = pre(Ya[:, newest], a)
-            yMy = (Ya[:, newest] * My).sum(dim=1)
-            gamma = torch.where((yMy > 0) & (sy > 0), sy / yMy.clamp_min(1e-30), torch.ones_like(sy))
-            r = gamma[:, None] * pre(q, a)
-        else:
-            gamma = torch.where((yy > 0) & (sy > 0), sy / yy.clamp_min(1e-30), first_step)
-            r = gamma[:, None] * q
-        for i in reversed(order):
-            beta = ra[:, i] * torch.linalg.vecdot(Ya[:, i], r)
-            r.addcmul_(Sa[:, i], (alpha[:, i] - beta)[:, None])
-        d = r.mul_(-live.to(r.dtype)[:, None])  # −H·g, zero for problems already done
-        gd = (ga * d).sum(dim=1)
-        bad = (gd >= 0) & live
-        if bool(bad.any()):  # not a descent direction: fall back to steepest descent
-            d = torch.where(bad[:, None], -ga * first_step[:, None], d)
-            gd = (ga * d).sum(dim=1)
-        t = torch.ones(len(a), dtype=x.dtype, device=x.device)
-        # Accept a step by Armijo, or by Hager & Zhang's approximate Wolfe conditions (the slope
-        # has risen to σ·φ'(0) but not past −φ'(0), and f has not grown beyond its rounding
-        # noise): near the optimum of a flat objective the decrease Armijo asks for is below
-        # float32 resolution, while the gradients are still accurate (≈1e-7 here).
-        noise = 16 * torch.finfo(x.dtype).eps * fa.abs().clamp_min(1.0)
-        ok = torch.zeros_like(live)
-        for _ in range(max_halvings):
-            xn = xa + t[:, None] * d
-            fn, gn = fg(xn, a)
-            evals += 1
-            gnd = (gn * d).sum(dim=1)
-            armijo = fn <= fa + 1e-4 * t * gd
-            wolfe = (fn <= fa + noise) & (gnd >= 0.9 * gd) & (gnd <= -gd)
-            ok = (armijo | wolfe) & torch.isfinite(fn) & torch.isfinite(gn).all(dim=1)
-            if bool((ok | ~live).all()):
-                break
-            t = torch.where(ok, t, t * 0.5)
+        batch = active.nonzero()[:, 0]  # the problems evaluated this iteration
+        full = len(batch) == P
+        xb, fb, gb, mem = (x, f, g, memory) if full else (x[batch], f[batch], g[batch], memory.select(batch))
+        moving = active[batch]  # problems of the batch that still move
+        d, slope = _direction(gb, mem, moving, precondition, batch)
+        x_new, f_new, g_new, accepted, n_evals = _line_search(objective, batch, xb, fb, d, slope, moving, max_halvings)
+        evals += n_evals
         # A failed line search leaves the problem where it was and forgets its curvature pairs
         # (they made a bad direction); failing again from a fresh start means it cannot improve.
-        failed = live & ~ok
+        failed = moving & ~accepted
         if bool(failed.any()):
-            xn = torch.where(failed[:, None], xa, xn)
-            fn = torch.where(failed, fa, fn)
-            gn = torch.where(failed[:, None], ga, gn)
-        s = xn - xa
-        yv = gn - ga
-        syn = (s * yv).sum(dim=1)
-        keep = (syn > 1e-10 * (yv * yv).sum(dim=1).clamp_min(1e-30)) & live & ~failed
-        Sa[:, pos] = torch.where(keep[:, None], s, Sa[:, pos])
-        Ya[:, pos] = torch.where(keep[:, None], yv, Ya[:, pos])
-        ra[:, pos] = torch.where(keep, 1.0 / syn.clamp_min(1e-30), torch.zeros_like(syn))
-        if bool(failed.any()):
-            Sa[failed] = 0.0
-            Ya[failed] = 0.0
-            ra[failed] = 0.0
-        pos = (pos + 1) % m
-        fa_fail = fails[a] if not full else fails
-        fa_fail = torch.where(failed, fa_fail + 1, torch.zeros_like(fa_fail))
-        converged = gn.abs().amax(dim=1) <= tol
-        stalled = fa_fail >= 2
-        still = live & ~(converged | stalled)
+            x_new = torch.where(failed[:, None], xb, x_new)
+            f_new = torch.where(failed, fb, f_new)
+            g_new = torch.where(failed[:, None], gb, g_new)
+        mem.push(x_new - xb, g_new - gb, moving & ~failed, failed)
+        fail_count = failures if full else failures[batch]
+        fail_count = torch.where(failed, fail_count + 1, torch.zeros_like(fail_count))
+        converged = g_new.abs().amax(dim=1) <= tol
+        still = moving & ~(converged | (fail_count >= 2))
         if full:
-            x, f, g = xn, fn, gn
-            fails = fa_fail
-            active = still
+            x, f, g, failures, active = x_new, f_new, g_new, fail_count, still
         else:
-            S[a], Y[a], rho[a] = Sa, Ya, ra
-            x[a], f[a], g[a] = xn, fn, gn
-            fails[a] = fa_fail
-            active[a] = still
+            memory.assign(batch, mem)
+            x[batch], f[batch], g[batch] = x_new, f_new, g_new
+            failures[batch] = fail_count
+            active[batch] = still
     return x, it, evals
 
 
@@ -381,12 +438,12 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
     weights (in the eigenbasis of XᵀX/n, which undoes the correlation of residual-stream features)
     and 1/c_k on the bias, with the class curvature c_k from
     "adaptive" (default): mean_i p_ik(1 − p_ik) at the current iterate — the diagonal of the
-    Hessian's class blocks with the feature weighting averaged out, re-read at every point;
-    "pi": π_k(1 − π_k) from the class frequencies (its value at the start); "half": ½ (Böhning's
-    bound); None: the usual scaled identity. All reach the same optimum; on the demo model's
-    features "adaptive" needs 2× fewer evaluations than "pi" for word identity (127 classes) and
-    1.5× fewer for UPOS. ``chunk``: rows per block of an evaluation (None: a cache-sized block
-    on CPU, all rows on GPU).
+    Hessian's class blocks with the feature weighting averaged out, re-read at every point (it
+    starts from π_k(1 − π_k), the class frequencies'); None: the usual scaled identity. Both
+    reach the same optimum; on the demo model's features "adaptive" needs 2× fewer evaluations
+    than the fixed π_k(1 − π_k) for word identity (127 classes) and 1.5× fewer for UPOS (the
+    trials are in bench/RESULTS.md). ``chunk``: rows per block of an evaluation (None: a
+    cache-sized block on CPU, all rows on GPU).
     """
     P, n, d = X.shape
     K = int(n_classes)
@@ -406,9 +463,10 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
         x = x0
         it = 0
     else:
+        objective = _LogisticObjective(X, y, K, lam_fit, precondition, chunk)
         with num_threads(auto_threads(P * n * d * K, X.device, threads)):
-            x, it, _ = lbfgs(_LogisticObjective(X, y, K, lam_fit, precondition, chunk), x0, max_iter=max_iter, tol=tol,
-                             history=history)
+            inverse_hessian = objective.inverse_hessian if objective.preconditioned else None
+            x, it, _ = lbfgs(objective, x0, precondition=inverse_hessian, max_iter=max_iter, tol=tol, history=history)
     return LogisticProbe(x[:, : K * d].reshape(P, K, d).transpose(1, 2).contiguous(), x[:, K * d:].contiguous(),
                          lam_t, it)
 

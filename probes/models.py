@@ -26,17 +26,36 @@ import torch
 from torch import Tensor
 
 
-def load_backend(spec: Any, *, device: str = "cpu") -> Any:
-    """``hooks.load`` (a spec string, a run directory, a model object or a backend)."""
+def load_backend(spec: Any, *, device: str = "cpu", allow_nonfinite: bool = False) -> Any:
+    """``hooks.load`` (a spec string, a run directory, a model object or a backend).
+    ``allow_nonfinite``: load weights holding NaN/inf instead of refusing them."""
     import hooks
 
-    return hooks.load(spec, device=device)
+    return hooks.load(spec, device=device, allow_nonfinite=allow_nonfinite)
 
 
 def model_tag(name: str) -> str:
     """A file-name-safe tag for a model name ("gpt2:/m/gpt2" → "gpt2-gpt2")."""
     tag = re.sub(r"[^A-Za-z0-9._@+-]+", "-", str(name)).strip("-.")
     return tag or "model"
+
+
+def check_device(device: str) -> None:
+    """ValueError (one line) when ``device`` is not a torch device this machine has: a CUDA
+    device on a CPU-only build, a GPU index past the last one, MPS off Apple silicon."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise ValueError(f"device {device!r}: no CUDA device available (torch {torch.__version__}, {build}); "
+                             f"use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine; use --device cpu")
 
 
 def fits_context(backend: Any, sentence: Any) -> bool:
@@ -76,7 +95,7 @@ def extract(backend: Any, sentences: Sequence[Any], *, batch_size: int = 32, sto
 
         st = ActivationStore.build(store, backend, list(sentences), dtype=store_dtype, batch_size=batch_size,
                                    progress=progress)
-        from probes.suite import to_tensor
+        from probes.features import to_tensor
 
         return to_tensor(st, device)
     chunks: list[Tensor] = []

@@ -1,103 +1,68 @@
-"""Probe models end to end: data → activations → suite → one results dict (results.json).
+"""Probe models end to end: models → data → activations → suite → ``ProbeResults``.
 
     results = probes.probe("runs/demo", probes.load_data("treebank", "runs/demo")[0])
     probes.write_outputs(results, "runs/demo/probes/demo")
 
 ``probe`` fits the suite on the main model, its random-init twin (``twin=True``) and any
 ``compare`` models, all on the same sentences (those that fit every model's context), the same
-split and the same bootstrap resamples, so their numbers are directly comparable.
+split and the same bootstrap resamples, so their numbers are directly comparable. It is
+``load_models`` followed by ``probe_models``; the CLI calls the two itself, so that a missing
+model fails before any data is read or generated.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gpt_model.rundir import RunDir
+from hooks.spec import parse_spec
+from probes.config import ProbeConfig
 from probes.models import extract, fits_context, load_backend, model_tag, random_init_twin, unknown_words
-from probes.suite import ProbeConfig, ProbeSuite
-from probes.tasks import Task
+from probes.results import SCHEMA, DataInfo, ModelResult, ProbeResults, TaskInfo, comparison_of, run_settings
+from probes.suite import ProbeSuite
+from probes.tasks import Task, resolve_tasks
 
-SCHEMA = "stratascope.probes/1"
+__all__ = ["SCHEMA", "load_data", "load_models", "probe", "probe_models", "planned_settings", "run_of",
+           "ModelToProbe"]
+
 DEFAULT_TREEBANK_DIR = Path("data/treebank")
 DEFAULT_TREEBANK_SENTENCES = 20_000
 DEFAULT_TREEBANK_SEED = 0
 
+Log = Callable[[str], None]
+
 
 # ----------------------------------------------------------------------------- data
-def run_dir_of(spec: Any) -> Path | None:
-    """The run directory behind a model spec (``runs/NAME``, ``native:PATH``, a checkpoint
-    directory → its run), or None for other specs."""
-    if not isinstance(spec, (str, Path)):
+def run_of(model: Any) -> RunDir | None:
+    """The run directory behind a native model spec (``runs/NAME``, ``native:PATH``, a
+    checkpoint directory → its run), or None for other specs and for model objects."""
+    if not isinstance(model, (str, Path)):
         return None
-    s = str(spec)
-    prefix, sep, rest = s.partition(":")
-    if sep and prefix in ("native", "run"):
-        s = rest
-    elif sep and prefix in ("gpt2", "tl", "nnsight"):
-        return None
-    path = Path(s).expanduser()
-    if not path.is_dir() and not path.is_absolute() and (Path("runs") / s).is_dir():
-        path = Path("runs") / s
-    if not (path / "config.json").is_file():
-        return None
-    if path.parent.name == "checkpoints":
-        return path.parent.parent
-    return path
-
-
-def treebank_of_run(run_dir: Path) -> Path | None:
-    """The treebank directory a run was trained on (config.json "data"), if it has one."""
-    try:
-        config = json.loads((run_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    from gpt_model.data import run_treebank_dir
-
-    return run_treebank_dir(config, run_dir)
+    return parse_spec(model).run_dir()
 
 
 def load_data(data: str | Path, model: Any = None, *, treebank_dir: str | Path | None = None,
-              max_sentences: int | None = None, log: Callable[[str], None] | None = None
-              ) -> tuple[list[Any], dict[str, Any]]:
+              max_sentences: int | None = None, log: Log | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Sentences to probe and a description of where they came from.
 
-    ``data`` "treebank": the probe split (``probe.conllu``) of the built-in treebank, looked up
-    in this order: ``treebank_dir``; the treebank the model's run was trained on (its
-    config.json "data" section, default ``RUN/data``); ``data/treebank/`` under the current
-    directory, generated there (20,000 sentences, seed 0) when missing. Anything else: a
-    CoNLL-U file (any UD treebank).
+    ``data`` "treebank": the probe split (``probe.conllu``) of the built-in treebank: the one
+    in ``treebank_dir`` when given (an error when it has none); else the treebank the model's
+    run was trained on (``RunDir.treebank_dir``: its config.json "data" section, default
+    ``RUN/data``); else ``data/treebank/`` under the current directory, generated there (20,000
+    sentences, seed 0) when missing. Anything else: a CoNLL-U file (any UD treebank).
     """
     from corpus import read_conllu
 
-    log = log or (lambda msg: None)
     if str(data) == "treebank":
-        candidates: list[Path] = []
-        if treebank_dir is not None:
-            candidates.append(Path(treebank_dir))
-        run = run_dir_of(model)
-        if run is not None:
-            tb = treebank_of_run(run)
-            if tb is not None:
-                candidates.append(tb)
-        found = next((c for c in candidates if (c / "probe.conllu").is_file()), None)
-        if found is None:
-            if treebank_dir is not None:
-                raise FileNotFoundError(f"no probe.conllu in the treebank directory {treebank_dir}")
-            found = DEFAULT_TREEBANK_DIR
-            if not (found / "probe.conllu").is_file():
-                from corpus import write_treebank
-
-                log(f"generating the built-in treebank in {found} ({DEFAULT_TREEBANK_SENTENCES} sentences, "
-                    f"seed {DEFAULT_TREEBANK_SEED})")
-                write_treebank(found, DEFAULT_TREEBANK_SENTENCES, DEFAULT_TREEBANK_SEED)
-        path = found / "probe.conllu"
-        source = {"kind": "treebank", "path": str(path)}
+        path = treebank_probe_file(model, treebank_dir, log or (lambda msg: None))
+        source: dict[str, Any] = {"kind": "treebank", "path": str(path)}
     else:
         path = Path(data)
         if not path.is_file():
@@ -112,99 +77,146 @@ def load_data(data: str | Path, model: Any = None, *, treebank_dir: str | Path |
     return sentences, source
 
 
+def treebank_probe_file(model: Any, treebank_dir: str | Path | None, log: Log) -> Path:
+    """The probe split of the built-in treebank (see ``load_data``)."""
+    from corpus.treebank import split_file
+
+    name = split_file("probe")
+    if treebank_dir is not None:
+        tb = Path(treebank_dir)
+        if not tb.is_dir():
+            raise FileNotFoundError(f"no treebank directory {tb} (--treebank)")
+        if not (tb / name).is_file():
+            raise FileNotFoundError(f"no {name} in the treebank directory {tb}")
+        return tb / name
+    run = run_of(model)
+    tb = run.treebank_dir() if run is not None else None
+    if tb is not None and (tb / name).is_file():
+        return tb / name
+    if not (DEFAULT_TREEBANK_DIR / name).is_file():
+        from corpus import write_treebank
+
+        log(f"generating the built-in treebank in {DEFAULT_TREEBANK_DIR} ({DEFAULT_TREEBANK_SENTENCES} sentences, "
+            f"seed {DEFAULT_TREEBANK_SEED})")
+        write_treebank(DEFAULT_TREEBANK_DIR, DEFAULT_TREEBANK_SENTENCES, DEFAULT_TREEBANK_SEED)
+    return DEFAULT_TREEBANK_DIR / name
+
+
+# ----------------------------------------------------------------------------- models
+@dataclass
+class ModelToProbe:
+    """A loaded model with its role ("model", "random_init", "compare") and the spec that
+    results.json records for it (None for the twin)."""
+
+    role: str
+    backend: Any
+    spec: str | None
+
+
+def _spec_label(spec: Any, backend: Any) -> str:
+    return str(spec) if isinstance(spec, (str, Path)) else backend.metadata.source
+
+
+def load_models(model: Any, compare: Sequence[Any] = (), *, twin: bool = True, twin_seed: int = 0,
+                device: str = "cpu", allow_nonfinite: bool = False) -> list[ModelToProbe]:
+    """The main model (a spec or backend), its random-init twin and the ``compare`` models.
+    ``allow_nonfinite``: load weights holding NaN/inf (their activations are still checked)."""
+    main = load_backend(model, device=device, allow_nonfinite=allow_nonfinite)
+    models = [ModelToProbe("model", main, _spec_label(model, main))]
+    if twin:
+        models.append(ModelToProbe("random_init", random_init_twin(main, twin_seed), None))
+    for spec in compare:
+        backend = load_backend(spec, device=device, allow_nonfinite=allow_nonfinite)
+        models.append(ModelToProbe("compare", backend, _spec_label(spec, backend)))
+    return models
+
+
+def planned_settings(models: Sequence[ModelToProbe], tasks: Sequence[Task | str] | str | None,
+                     source: dict[str, Any], config: ProbeConfig) -> dict[str, Any]:
+    """The ``ProbeResults.settings()`` that probing these models would record."""
+    return run_settings([t.name for t in resolve_tasks(tasks)], source, config, [(m.role, m.spec) for m in models])
+
+
 # ----------------------------------------------------------------------------- probing
 def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | str | None = None,
           config: ProbeConfig | None = None, *, compare: Sequence[Any] = (), twin: bool = True,
           twin_seed: int = 0, store_dir: str | Path | None = None, batch_size: int = 32,
-          data_info: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+          data_info: dict[str, Any] | None = None, log: Log | None = None,
+          allow_nonfinite: bool = False) -> ProbeResults:
     """Probe ``model`` (a spec or backend), its random-init twin and ``compare`` models.
 
-    Returns the results dict (schema in docs/probes.md). ``store_dir``: keep each model's
-    activations in a ``hooks.ActivationStore`` under ``store_dir/<tag>`` (reused on a rerun).
+    Returns the typed results (``.to_dict()``: results.json, schema in docs/probes.md).
+    ``store_dir``: keep each model's activations in a ``hooks.ActivationStore`` under
+    ``store_dir/<tag>`` (reused on a rerun).
     """
+    config = config or ProbeConfig()
+    tasks = resolve_tasks(tasks)  # unknown task names fail before any model is loaded
+    models = load_models(model, compare, twin=twin, twin_seed=twin_seed, device=config.device,
+                         allow_nonfinite=allow_nonfinite)
+    return probe_models(models, sentences, tasks, config, store_dir=store_dir, batch_size=batch_size,
+                        data_info=data_info, log=log)
+
+
+def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
+                 tasks: Sequence[Task | str] | str | None = None, config: ProbeConfig | None = None, *,
+                 store_dir: str | Path | None = None, batch_size: int = 32,
+                 data_info: dict[str, Any] | None = None, log: Log | None = None) -> ProbeResults:
+    """``probe`` on models already loaded (``load_models``)."""
     log = log or (lambda msg: None)
     config = config or ProbeConfig()
     suite = ProbeSuite(tasks, config)
-    main = load_backend(model, device=config.device)
-    entries: list[tuple[str, Any, Any]] = [("model", main, model)]
-    if twin:
-        entries.append(("random_init", random_init_twin(main, twin_seed), None))
-    for spec in compare:
-        entries.append(("compare", load_backend(spec, device=config.device), spec))
-    # the sentences every model can read
-    kept = [s for s in sentences if all(fits_context(b, s) for _, b, _ in entries)]
+    kept = [s for s in sentences if all(fits_context(m.backend, s) for m in models)]
     skipped = len(sentences) - len(kept)
     if skipped:
         log(f"skipping {skipped} of {len(sentences)} sentences longer than a model's context")
     if not kept:
         raise ValueError("no sentence fits the models' context")
     summary = suite.data_summary(kept)
+    split = summary["split_sentences"]
     log(f"{summary['n_sentences']} sentences, {summary['n_words']} words "
-        f"(train/val/test sentences {summary['split_sentences']['train']}/{summary['split_sentences']['val']}/"
-        f"{summary['split_sentences']['test']})")
-    models = []
-    tags: set[str] = set()
+        f"(train/val/test sentences {split['train']}/{split['val']}/{split['test']})")
+    results: list[ModelResult] = []
     unknown: dict[str, dict[str, Any]] = {}
-    for role, backend, spec in entries:
-        info = backend.metadata
-        tag = model_tag(info.name)
-        while tag in tags:
-            tag += "_"
-        tags.add(tag)
-        unk = unknown_words(backend, kept) if role != "random_init" else None
-        if unk is not None:
-            unknown[tag] = unk
-            if unk["tokens"]:
-                top = ", ".join(f"{w!r}×{c}" for w, c in unk["top"][:5])
-                log(f"warning: [{tag}] {unk['tokens']} of {unk['words']} words ({100 * unk['rate']:.1f}%, "
-                    f"{unk['types']} types) are not in the model's vocabulary and are read as <unk>: {top}")
-        log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})")
-        t0 = time.perf_counter()
-        feats = extract(backend, kept, batch_size=batch_size,
-                        store=None if store_dir is None else Path(store_dir) / tag, device=config.device)
-        t_extract = time.perf_counter() - t0
-        log(f"[{tag}] probing {len(suite.tasks)} tasks × {feats.shape[0]} layers")
-        res = suite.fit(feats, kept, log=log)
-        del feats
-        res["timing_s"]["extract"] = t_extract
-        models.append({"tag": tag, "role": role, "spec": None if spec is None else str(spec) if isinstance(spec, (str, Path)) else info.source,
-                       "info": info.to_dict(), **res})
-        log(f"[{tag}] verdict: {res['verdict']['message']}")
-    results = {
-        "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "version": _version(),
-        "data": {**(data_info or {}), **summary, "n_skipped_too_long": skipped, "unknown_words": unknown},
-        "config": config.to_dict(),
-        "tasks": [t.to_dict() for t in suite.tasks],
-        "main": models[0]["tag"],
-        "models": models,
-        "verdict": models[0]["verdict"],
-        "comparison": comparison(models),
-        "torch": torch.__version__,
-    }
-    return results
-
-
-def comparison(models: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per task and model: peak layer and score, selectivity at the peak, expected layers."""
-    out: dict[str, dict[str, Any]] = {}
     for m in models:
-        for name, t in m["tasks"].items():
-            if t.get("skipped"):
-                continue
-            peak = t["peak_layer"]
-            layer = t["layers"][peak]
-            e = t.get("expected_layer", {})
-            out.setdefault(name, {})[m["tag"]] = {
-                "role": m["role"], "n_layer": m["n_layer"], "peak_layer": peak, "peak_score": t["peak_score"],
-                "layer0_score": t["layer0_score"], "selectivity_at_peak": layer.get("selectivity"),
-                "max_selectivity": max((x["selectivity"] for x in t["layers"] if x.get("selectivity") is not None),
-                                       default=None),
-                "expected_layer": e.get("anchored"), "expected_layer_tenney": e.get("tenney"),
-                "relative_expected_layer": e.get("relative"),
-            }
-    return out
+        tag = model_tag(m.backend.metadata.name)
+        while tag in {r.tag for r in results}:
+            tag += "_"
+        if m.role != "random_init":
+            _note_unknown_words(m.backend, kept, tag, unknown, log)
+        results.append(_probe_one(m, tag, suite, kept, store_dir, batch_size, log))
+    data = DataInfo.from_dict({**(data_info or {}), **summary, "n_skipped_too_long": skipped,
+                               "unknown_words": unknown})
+    return ProbeResults(datetime.now(timezone.utc).isoformat(timespec="seconds"), _version(), data, config,
+                        [TaskInfo(**t.to_dict()) for t in suite.tasks], results, comparison_of(results),
+                        torch.__version__)
+
+
+def _note_unknown_words(backend: Any, sentences: Sequence[Any], tag: str, unknown: dict[str, dict[str, Any]],
+                        log: Log) -> None:
+    unk = unknown_words(backend, sentences)
+    if unk is None:
+        return
+    unknown[tag] = unk
+    if unk["tokens"]:
+        top = ", ".join(f"{w!r}×{c}" for w, c in unk["top"][:5])
+        log(f"warning: [{tag}] {unk['tokens']} of {unk['words']} words ({100 * unk['rate']:.1f}%, "
+            f"{unk['types']} types) are not in the model's vocabulary and are read as <unk>: {top}")
+
+
+def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence[Any],
+               store_dir: str | Path | None, batch_size: int, log: Log) -> ModelResult:
+    info = m.backend.metadata
+    log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})")
+    t0 = time.perf_counter()
+    feats = extract(m.backend, sentences, batch_size=batch_size,
+                    store=None if store_dir is None else Path(store_dir) / tag, device=suite.config.device)
+    t_extract = time.perf_counter() - t0
+    log(f"[{tag}] probing {len(suite.tasks)} tasks × {feats.shape[0]} layers")
+    fit = suite.fit(feats, sentences, log=log, source=f"model {tag!r}")
+    del feats
+    fit.timing_s["extract"] = t_extract
+    log(f"[{tag}] verdict: {fit.verdict.message}")
+    return ModelResult(tag, m.role, m.spec, info.to_dict(), fit)
 
 
 def _version() -> str:

@@ -1,8 +1,8 @@
 """Probing tasks: functions from a CoNLL-U sentence to one gold label per word.
 
 A task is a name, the level it is expected at (``early`` / ``middle`` / ``late``, the
-hypothesis under test, DESIGN §5), a kind (``categorical`` → multinomial logistic probe scored
-by accuracy; ``ordinal`` → ridge probe scored by R²) and a function
+hypothesis under test: see docs/probes.md), a kind (``categorical`` → multinomial logistic
+probe scored by accuracy; ``ordinal`` → ridge probe scored by R²) and a function
 ``fn(sentence) -> list[label | None]`` with one entry per word of ``sentence.words``
 (``None``: the word is not used by this task). Defining one takes a few lines::
 
@@ -12,8 +12,8 @@ by accuracy; ``ordinal`` → ridge probe scored by R²) and a function
     def noun_number(sentence):
         return [w.feats.get("Number") if w.upos == "NOUN" else None for w in sentence.words]
 
-Built-in tasks (``DESIGN_TASKS`` are the seven rows of DESIGN §5; ``DEFAULT_TASKS`` adds
-``subject_number_next``; the others are extras):
+Built-in tasks (``DESIGN_TASKS`` are the design's seven, the first seven rows below;
+``DEFAULT_TASKS`` adds ``subject_number_next``; the others are extras):
 
 =================== ====== =========== ==========================================================
 name                level  kind        label of each word
@@ -43,12 +43,13 @@ Note on ``subject_number`` at the verb: where verbs inflect for number (the buil
 every verb is present tense) the verb's own form carries the label, so it is decodable from
 the embeddings (a flat curve from layer 0, selectivity ≈ 0). ``subject_number_next`` asks the
 same question one word earlier, where the model cannot read it off the verb; it is in the
-default set for that reason (``--tasks design`` gives the seven rows of DESIGN §5 alone).
+default set for that reason (``--tasks design`` gives the design's seven tasks alone).
 """
 
 from __future__ import annotations
 
 import hashlib
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -172,12 +173,29 @@ def _given(value: str | None) -> str | None:
 
 
 def _depths(sentence: Any) -> list[int] | None:
-    from corpus.labels import depth_from_heads
+    """Depths from HEAD; None when a HEAD is missing or outside the sentence (a treebank without
+    syntax). A HEAD cycle is an error: the sentence is no tree, and dropping it would bias depth."""
+    from corpus.labels import depth_from_heads, head_cycle
 
+    cycle = head_cycle(list(sentence.words))
+    if cycle is not None:
+        path = " → ".join(str(i) for i in cycle + cycle[:1])
+        raise ValueError(f"sentence {_sentence_name(sentence)}: HEAD cycle {path} (not a tree; "
+                         f"`stratascope corpus --check FILE` lists every one)")
     try:
         return depth_from_heads(sentence.words)
     except ValueError:
         return None
+
+
+def _sentence_name(sentence: Any) -> str:
+    """The sentence's sent_id, or the start of its text, for messages."""
+    meta = getattr(sentence, "metadata", None) or {}
+    if meta.get("sent_id"):
+        return repr(meta["sent_id"])
+    words = sentence.forms if hasattr(sentence, "forms") else list(sentence)
+    text = " ".join(words)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 _FINITE_POS = frozenset({"VERB", "AUX"})
@@ -333,14 +351,34 @@ class TaskLabels:
         return control_labels(self.types, self.y, seed=seed, salt=self.task.name)
 
 
+class TaskError(ValueError):
+    """A task's function raised on a sentence; the message names the task, where in its code,
+    and the sentence."""
+
+
+def _run(t: Task, fn: Callable[[Any], Sequence[Any]], sentence: Any, index: int) -> list[Any]:
+    """``fn(sentence)`` (the task's labels or groups), its errors turned into one-line TaskErrors."""
+    try:
+        return list(fn(sentence))
+    except Exception as err:  # noqa: BLE001 - user code: any error, reported in one line
+        code = getattr(t.fn, "__code__", None)
+        frames = traceback.extract_tb(err.__traceback__)
+        own = [f for f in frames if code is not None and f.filename == code.co_filename]
+        where = (own or frames)[-1]
+        message = (str(err).strip().splitlines() or [""])[0]
+        raise TaskError(f"task {t.name!r} raised {type(err).__name__} at {where.filename}:{where.lineno} on "
+                        f"sentence {index + 1} ({_sentence_name(sentence)}): {message}") from err
+
+
 def label_task(t: Task, sentences: Sequence[Any]) -> TaskLabels:
-    """Run a task over sentences; rows count every word of every sentence in order."""
+    """Run a task over sentences; rows count every word of every sentence in order. A task that
+    raises → ``TaskError`` naming the task, the file and line, and the sentence."""
     rows, sent_ids, types, raw, groups = [], [], [], [], []
     offset = 0
     want_groups = t.groups is not None
     for s_index, sentence in enumerate(sentences):
-        labels = t.labels(sentence)
-        gs = list(t.groups(sentence)) if want_groups else None
+        labels = _run(t, t.labels, sentence, s_index)
+        gs = _run(t, t.groups, sentence, s_index) if want_groups else None  # type: ignore[arg-type]
         for i, (w, lab) in enumerate(zip(sentence.words, labels)):
             if lab is None:
                 continue

@@ -47,7 +47,7 @@ def probe_tiny(run: Path) -> Path:
     # small grids: the real suite (controls, MDL, cumulative probes, verdict), in seconds
     config = probes.ProbeConfig(n_bootstrap=40, seed=0, lambdas=(1e-2,), ridge_lambdas=(1.0,), max_iter=30)
     results = probes.probe(str(run), sentences, config=config, data_info=source)
-    out = run / "probes" / results["main"]
+    out = run / "probes" / results.main.tag
     probes.write_outputs(results, out)
     return out
 

@@ -1,12 +1,14 @@
 """Weights in safetensors: round trip, atomic writes, clear errors on mismatch or corruption."""
 
 import json
+import re
 
 import pytest
 import torch
 
 from gpt_model import GPT, GPTConfig
 from gpt_model.checkpoint import load_model, load_weights, read_config, save_model, save_weights
+from gpt_model.finite import NonFiniteWeightsError
 
 
 def make(**kwargs) -> GPT:
@@ -77,3 +79,16 @@ def test_failed_write_leaves_previous_weights_intact(tmp_path, monkeypatch):
         save_weights(make(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"], "no temporary file left"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_load_model_refuses_non_finite_weights_naming_the_tensor(tmp_path, bad):
+    model = make()
+    name = "blocks.1.attn.out.weight"
+    with torch.no_grad():
+        model.blocks[1].attn.out.weight[2, 3] = bad
+    save_model(model, tmp_path)
+    with pytest.raises(NonFiniteWeightsError, match=rf"'{re.escape(name)}' holds 1 NaN/inf"):
+        load_model(tmp_path)
+    loaded = load_model(tmp_path, allow_nonfinite=True)  # to look at it anyway
+    assert not torch.isfinite(dict(loaded.named_parameters())[name]).all()

@@ -92,3 +92,53 @@ def test_split_config_is_validated(tmp_path: Path) -> None:
         SplitConfig(train=0.9, val=0.2, probe=0.1)
     stats = write_treebank(tmp_path, 300, seed=1, split=SplitConfig(0.5, 0.25, 0.25))
     assert 100 < stats["splits"]["train"]["sentences"] < 200
+
+
+def test_check_rejects_head_cycles_and_bad_bytes(tmp_path: Path, capsys) -> None:
+    cyclic = tmp_path / "cyclic.conllu"
+    cyclic.write_text("# sent_id = s1\n1\ta\ta\tX\t_\t_\t0\troot\t_\t_\n\n"
+                      "# sent_id = s2\n1\ta\ta\tX\t_\t_\t2\tdep\t_\t_\n2\tb\tb\tX\t_\t_\t1\tdep\t_\t_\n\n")
+    assert main(["corpus", "--check", str(cyclic)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cyclic}:5: sentence s2: HEAD cycle 1 → 2 → 1" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    binary = tmp_path / "binary.conllu"
+    binary.write_bytes(b"1\ta\ta\tX\t_\t_\t0\troot\t_\t_\n\n1\t\xff\xfe\tb\tX\t_\t_\t0\troot\t_\t_\n")
+    assert main(["corpus", "--check", str(binary)]) == 1
+    err = capsys.readouterr().err
+    assert f"{binary}:3: not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
+def test_treebank_files_are_durable_and_stats_json_comes_last(tmp_path: Path, monkeypatch) -> None:
+    """Every file goes through corpus.durable (fsynced, renamed, directory fsynced), and the
+    completeness marker stats.json is published after all the others."""
+    import corpus.durable as durable
+
+    synced: list[str] = []
+    dirs: list[Path] = []
+    real_fsync_file, real_fsync_dir = durable.fsync_file, durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_file", lambda p: (synced.append(Path(p).name), real_fsync_file(p)))
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: (dirs.append(Path(p)), real_fsync_dir(p)))
+    out = tmp_path / "tb"
+    write_treebank(out, 200, seed=3)
+    targets = [name.split(".tmp")[0].lstrip(".").rsplit(".", 1)[0] for name in synced]
+    assert set(targets) == set(FILES) and targets[-1] == "stats.json" and targets.count("stats.json") == 1
+    assert dirs.count(out) >= len(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # no temporary files left
+
+
+def test_rewriting_a_treebank_is_incomplete_until_it_finishes(tmp_path: Path, monkeypatch) -> None:
+    import corpus.treebank as treebank
+
+    out = tmp_path / "tb"
+    write_treebank(out, 200, seed=3)
+    assert treebank.is_complete_treebank(out)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while computing the stats")
+
+    monkeypatch.setattr(treebank, "treebank_stats", crash)
+    with pytest.raises(RuntimeError):
+        write_treebank(out, 300, seed=4)  # the splits are already replaced by then
+    assert not (out / "stats.json").exists() and not treebank.is_complete_treebank(out)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import conllu
 import pytest
 
-from corpus import CoNLLUError, Sentence, Word, generate_sentences, read_conllu, write_conllu
+from corpus import CoNLLUError, Sentence, Word, generate_sentences, iter_conllu, read_conllu, write_conllu
 from corpus.conllu_io import parse_conllu_string, sentence_to_tokenlist, serialize_sentence
 
 EWT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
@@ -126,3 +126,36 @@ def test_crlf_and_bom_are_accepted(tmp_path: Path) -> None:
 def test_hand_built_sentence_writes_underscores() -> None:
     s = Sentence([Word(1, "Hi", head=0, deprel="root")], {"sent_id": "h"}, logprob=-1.5)
     assert serialize_sentence(s) == "# sent_id = h\n# logprob = -1.5\n1\tHi\t_\t_\t_\t_\t0\troot\t_\t_\n\n"
+
+
+CYCLE = ("# sent_id = loop-7\n"
+         "1\ta\ta\tX\t_\t_\t0\troot\t_\t_\n"
+         "2\tb\tb\tX\t_\t_\t3\tdep\t_\t_\n"
+         "3\tc\tc\tX\t_\t_\t4\tdep\t_\t_\n"
+         "4\td\td\tX\t_\t_\t2\tdep\t_\t_\n")
+
+
+def test_head_cycle_is_malformed_and_names_the_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.conllu"
+    path.write_text(UD_SAMPLE + CYCLE, encoding="utf-8")
+    with pytest.raises(CoNLLUError) as info:
+        read_conllu(path)
+    first_line = UD_SAMPLE.count("\n") + 3  # the line of word 2, the cycle's first word
+    assert (info.value.path, info.value.line) == (str(path), first_line)
+    assert "sentence loop-7" in str(info.value) and "HEAD cycle 2 → 3 → 4 → 2" in str(info.value)
+    # without a sent_id the sentence is named by its number in the file
+    with pytest.raises(CoNLLUError, match=r"sentence 1 \(no sent_id\).*HEAD cycle 2 → 3 → 4 → 2"):
+        parse_conllu_string(CYCLE.split("\n", 1)[1])
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.conllu"
+    good = "1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n\n"
+    path.write_bytes((good * 3).encode() + "1\tcafé\tcafé\tNOUN\t_\t_\t0\troot\t_\t_\n\n".encode("latin-1")
+                     + (good * 2).encode())
+    with pytest.raises(CoNLLUError) as info:
+        read_conllu(path)
+    assert (info.value.path, info.value.line) == (str(path), 7)
+    assert str(info.value).startswith(f"{path}:7: not UTF-8") and "0xe9" in str(info.value)
+    with pytest.raises(CoNLLUError, match=r":7: not UTF-8"):  # the streaming reader too
+        list(iter_conllu(path))

@@ -128,3 +128,20 @@ def test_depth_from_heads_rejects_broken_trees() -> None:
     with pytest.raises(ValueError, match="invalid HEAD"):
         depth_from_heads([Word(1, "a", head=5)])
     assert depth_from_heads([Word(1, "a", head=2), Word(2, "b", head=0), Word(3, "c", head=1)]) == [1, 0, 2]
+
+
+def test_head_cycle_names_the_words_on_the_cycle() -> None:
+    from corpus import head_cycle
+
+    tree = [Word(1, "a", head=2), Word(2, "b", head=0), Word(3, "c", head=1)]
+    assert head_cycle(tree) is None and head_cycle(Sentence(tree)) is None
+    two = [Word(1, "a", head=0), Word(2, "b", head=3), Word(3, "c", head=2)]
+    assert head_cycle(two) == [2, 3]
+    # a chain leading into a cycle: only the cycle is named, from its smallest word
+    three = [Word(1, "a", head=4), Word(2, "b", head=0), Word(3, "c", head=5), Word(4, "d", head=3),
+             Word(5, "e", head=4)]
+    assert head_cycle(Sentence(three)) == [3, 5, 4]
+    assert head_cycle([Word(1, "a", head=1)]) == [1]
+    # no HEAD ("_") and HEADs outside the sentence end a path: they are not cycles
+    assert head_cycle([Word(1, "a", head=None), Word(2, "b", head=9)]) is None
+    assert all(head_cycle(s) is None for s in generate_sentences(300, seed=2))

@@ -84,6 +84,51 @@ def test_bpe_tokenizer_is_saved_for_gpt2_tokenizer_fast(bpe) -> None:
         train_bpe_tokenizer(["a b"], vocab_size=100, out_dir=out / "x")
 
 
+def test_one_loader_for_word_bpe_and_hugging_face_tokenizers(bpe, tmp_path: Path, sentences) -> None:
+    from corpus.tokenizers import load_bpe, load_hf_tokenizer, load_tokenizer
+
+    tok, out = bpe
+    text = "the dogs near the old cat sleep ."
+    for loaded in (load_tokenizer("bpe", out), load_bpe(out), load_hf_tokenizer(out)):
+        assert len(loaded) == 300 and loaded(text)["input_ids"] == tok(text)["input_ids"]
+    words = WordTokenizer.from_sentences(sentences[:50])
+    words.save(tmp_path)
+    assert load_tokenizer("word", tmp_path / "vocab.json").itos == words.itos
+    assert not list(tmp_path.glob(".*.tmp"))  # saved whole: no temporary file left behind
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'sentencepiece'"):
+        load_tokenizer("sentencepiece", out)
+    with pytest.raises(FileNotFoundError, match="needs vocab.json and merges.txt"):
+        load_tokenizer("bpe", tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no usable tokenizer"):
+        load_hf_tokenizer(tmp_path / "empty")
+
+
+def test_training_data_and_hooks_load_a_run_tokenizer_alike(bpe, tmp_path: Path) -> None:
+    """gpt_model.data and the hooks adapters read a run's tokenizer through the same loader."""
+    import hooks
+    from gpt_model.data import BPETokenizer, load_tokenizer
+
+    tok, out = bpe
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_0000001").mkdir(parents=True)
+    (run / "tokenizer").mkdir()
+    for name in ("vocab.json", "merges.txt"):
+        (run / "tokenizer" / name).write_bytes((out / name).read_bytes())
+    info = {"kind": "bpe", "path": "tokenizer"}
+    words = ["the", "dogs", "sleep"]
+    ours = load_tokenizer(run, info)
+    assert isinstance(ours, BPETokenizer) and ours.encode(words) == tok(" ".join(words))["input_ids"]
+    for where in (run, run / "checkpoints" / "step_0000001"):  # a checkpoint reads its run's tokenizer
+        adapter = hooks.load_run_tokenizer(where, {"tokenizer": info})
+        assert list(adapter.encode(words).ids[1:]) == ours.encode(words)
+    stray = tmp_path / "x" / "y" / "model"  # not a checkpoint: never looks two levels up
+    stray.mkdir(parents=True)
+    (run / "tokenizer").rename(tmp_path / "x" / "tokenizer")
+    with pytest.raises(FileNotFoundError, match="tokenizer 'tokenizer' of"):
+        hooks.load_run_tokenizer(stray, {"tokenizer": info})
+
+
 def test_alignment_spans_multi_token_words(bpe, sentences) -> None:
     tok, _ = bpe
     multi = 0

@@ -130,3 +130,35 @@ def test_twin_is_the_initialisation_when_the_training_seed_is_zero(runs_root):  
     final = data.load_backend(data.ModelRef.run(run, "final").key).model.state_dict()
     assert all(torch.equal(twin[k], init[k]) for k in init)
     assert not all(torch.equal(final[k], init[k]) for k in init)
+
+
+def test_checkpoint_listing_follows_the_run_layout(runs_root, tmp_path):  # noqa: F811
+    """Only complete checkpoints with weights are offered: not the hidden directory of one being
+    written, not foreign names; and a run being written (its lock held) is read without waiting."""
+    import shutil
+
+    from gpt_model.rundir import RunDir
+
+    root = tmp_path / "root"
+    run = root / "r"
+    shutil.copytree(runs_root / "tiny", run, ignore=shutil.ignore_patterns("data", "probes"))
+    ckpts = run / "checkpoints"
+    shutil.copytree(ckpts / "step_0000012", ckpts / ".step_0000018.tmp")
+    shutil.copytree(ckpts / "step_0000012", ckpts / "step_latest")
+    (ckpts / "step_0000024").mkdir()  # no weights yet
+    with RunDir(run).lock():
+        s = data.run_summary(str(root), "r", data.signature(run))
+    assert s["checkpoints"] == ["step_0000006", "step_0000012"] and s["errors"] == []
+    assert data.weight_step("step_0000012", s) == 12 and data.weight_label("step_0000006") == "checkpoint step 6"
+    assert data.weights_dir(run, "step_0000006") == ckpts / "step_0000006"
+    assert data.weights_dir(run, "final") == run
+    for bad in ("step_latest", ".step_0000018.tmp", "../step_0000006"):
+        with pytest.raises(data.AccessError):
+            data.weights_dir(run, bad)
+
+
+def test_gpt2_spec_uses_the_model_spec_grammar():
+    assert data.gpt2_spec("nnsight:/m/gpt2") == "nnsight:/m/gpt2"
+    assert data.gpt2_spec("C:/models/gpt2") == "gpt2:C:/models/gpt2"  # not a backend prefix: a path
+    with pytest.raises(ValueError, match="empty model source"):
+        data.gpt2_spec("gpt2:")

@@ -247,7 +247,7 @@ def test_drift_page(app, runs_root):  # noqa: F811
 def test_probes_page(app, runs_root):  # noqa: F811
     from probes import load_results
 
-    results = load_results(runs_root / "tiny" / "probes" / "tiny")
+    results = load_results(runs_root / "tiny" / "probes" / "tiny").to_dict()
     at = app("probes")
     shown = texts(at.success) + texts(at.warning) + texts(at.info)
     for m in results["models"]:
@@ -294,7 +294,7 @@ def test_compare_page_without_gpt2(app, runs_root):  # noqa: F811
 
     twin = stream_stats(word_resid(random_init_twin(backend(run), 0), sentences))
     assert np.allclose(figs["compare_rel"].data[1].y, twin.rel_update, rtol=1e-5)
-    results = load_results(run / "probes" / "tiny")
+    results = load_results(run / "probes" / "tiny").to_dict()
     exp = figs["compare_expected"]
     assert [t.name.split(" ")[0] for t in exp.data] == [m["tag"] for m in results["models"]]
     tasks = list(exp.data[0].x)

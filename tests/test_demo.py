@@ -61,7 +61,7 @@ def test_demo_adds_gpt2_when_configured(tiny_demo, capsys, gpt2_dir, monkeypatch
     monkeypatch.setenv("STRATASCOPE_GPT2", str(gpt2_dir))
     status, out = run_demo(capsys, "--out", str(tiny_demo))
     assert status == 0, out
-    assert f"--compare gpt2:{gpt2_dir}" in out
+    assert f"--compare gpt2:{gpt2_dir}" in out and "replacing the results without GPT-2" in out and "--force" in out
     results = json.loads((tiny_demo / "probes" / "demo" / "results.json").read_text())
     assert [m["role"] for m in results["models"]] == ["model", "random_init", "compare"]
     status, out = run_demo(capsys, "--out", str(tiny_demo))

@@ -7,7 +7,7 @@ says "sdpa"; both give the same logits as ours within 1e-4 in fp32.
 from __future__ import annotations
 
 import json
-import pickle
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
 from gpt_model import GPT, GPTConfig
+from gpt_model.finite import NonFiniteWeightsError
 from gpt_model.gpt2_weights import load_gpt2, save_hf_gpt2
 
 SHAPES = {  # name → GPT2Config kwargs
@@ -97,12 +98,55 @@ def test_load_from_legacy_pytorch_bin(tmp_path: Path) -> None:
     torch.testing.assert_close(our_logits(model, tokens()), hf_logits(hf, tokens()), atol=ATOL, rtol=0)
 
 
+class Payload:
+    """Unpickling this runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 def test_pytorch_bin_is_never_unpickled(tmp_path: Path) -> None:
     hf = hf_gpt2("1x32x4")
     hf.config.save_pretrained(tmp_path)
-    torch.save({"payload": Path("/etc")}, tmp_path / "pytorch_model.bin")  # not a plain tensor dict
-    with pytest.raises(pickle.UnpicklingError):
+    marker = tmp_path / "payload-ran"
+    torch.save({"payload": Payload(marker)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pytorch_model.bin: not a readable .* refusing to unpickle") as info:
         load_gpt2(tmp_path)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+    assert "posix.system" in str(info.value)  # what it would have run, named
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "pytorch_model.bin"])
+def test_truncated_or_garbage_weights_name_the_file(name: str, tmp_path: Path) -> None:
+    hf = hf_gpt2("1x32x4")
+    hf.save_pretrained(tmp_path)
+    if name == "pytorch_model.bin":
+        torch.save(load_file(str(tmp_path / "model.safetensors")), tmp_path / name)
+        (tmp_path / "model.safetensors").unlink()
+    path = tmp_path / name
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], b"garbage" * 50, b""):
+        path.write_bytes(damaged)
+        with pytest.raises(ValueError, match=f"{path}: not a readable") as info:
+            load_gpt2(tmp_path)
+        assert "\n" not in str(info.value)
+
+
+def test_nonfinite_weights_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    hf = hf_gpt2("1x32x4")
+    with torch.no_grad():
+        hf.transformer.h[0].attn.c_proj.weight[1, 2] = float("inf")
+    with pytest.raises(NonFiniteWeightsError, match=r"transformer\.h\.0\.attn\.c_proj\.weight"):
+        load_gpt2(hf)
+    hf.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=rf"{tmp_path}.*h\.0\.attn\.c_proj\.weight.* 1 NaN/inf"):
+        load_gpt2(tmp_path)
+    model = load_gpt2(tmp_path, allow_nonfinite=True)
+    assert torch.isinf(model.blocks[0].attn.out.weight).sum() == 1
 
 
 def test_load_sharded_safetensors(tmp_path: Path) -> None:

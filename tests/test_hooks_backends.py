@@ -30,10 +30,15 @@ def test_three_backends_agree_on_resid_patterns_and_logits(backends):
 def test_metadata_is_uniform(backends):
     for kind, b in backends.items():
         meta = b.metadata
-        assert (meta.n_layer, meta.n_head, meta.d_model, meta.d_vocab, meta.context_len) == (3, 4, 32, 300, 64)
+        assert (meta.n_layer, meta.n_head, meta.d_model, meta.vocab_size, meta.context_len) == (3, 4, 32, 300, 64)
         assert meta.backend == {"gpt2": "native", "tl": "tl", "nnsight": "nnsight"}[kind]
         assert meta.name == f"{kind}:tiny-gpt2"
         assert set(b.resid_names()) <= set(b.hook_names())
+        assert hooks.ModelInfo.from_dict(meta.to_dict()) == meta
+        old = {("d_vocab" if k == "vocab_size" else k): v for k, v in meta.to_dict().items()}  # earlier files
+        assert hooks.ModelInfo.from_dict({**old, "lens": True}) == meta
+    with pytest.raises(ValueError, match="lacks backend, source, n_layer, n_head, d_model, context_len:"):
+        hooks.ModelInfo.from_dict({"name": "x", "d_vocab": 3})
 
 
 def test_resid_layer0_is_embeddings_and_patterns_are_causal(backends):

@@ -204,6 +204,21 @@ def test_reopening_with_another_corpus_model_or_hooks_fails(backends, word_run, 
         hooks.ActivationStore(tmp_path / "nothing")
 
 
+def test_store_written_before_the_vocab_size_rename_still_resumes(backends, tmp_path):
+    """index.json of earlier versions says "d_vocab"; it is read as "vocab_size"."""
+    b = backends["gpt2"]
+    path = tmp_path / "old"
+    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4)
+    hooks.ActivationStore.build(path, b, SENTENCES[:8], batch_size=4)
+    index = json.loads((path / "index.json").read_text())
+    index["model"]["d_vocab"] = index["model"].pop("vocab_size")
+    (path / "index.json").write_text(json.dumps(index))
+    old = hooks.ActivationStore(path)
+    assert old.model["vocab_size"] == 300 and hooks.ModelInfo.from_dict(old.model) == b.metadata
+    old.append(b, SENTENCES[8:])
+    np.testing.assert_array_equal(hooks.ActivationStore(path).layer(3), reference.layer(3))
+
+
 def test_conllu_file_through_every_backend(backends, tmp_path):
     path = write_corpus(tmp_path / "probe.conllu", SENTENCES)
     stores = {k: hooks.ActivationStore.build(tmp_path / k, b, path, dtype="float32", batch_size=6)

@@ -8,7 +8,7 @@ from transformer_lens import ActivationCache
 
 from gpt_model import GPT, GPTConfig
 
-# DESIGN §3's list, plus ln2.hook_normalized (TransformerLens has it; the design's list omits it).
+# The design's hook list, plus ln2.hook_normalized (TransformerLens has it; the design's list omits it).
 BLOCK_HOOKS = {
     "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
     "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid",

@@ -3,6 +3,7 @@
 import csv
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def cli_out(run_dir):
 def test_cli_writes_every_output(cli_out, capsys):
     for name in ("results.json", "results.csv", "figures.html", "report.md"):
         assert (cli_out / name).is_file(), name
-    results = probes.load_results(cli_out)
+    results = probes.load_results(cli_out).to_dict()
     probes.validate(results)
     assert results["main"] == "tiny"
     assert [m["role"] for m in results["models"]] == ["model", "random_init"]
@@ -131,7 +132,7 @@ def test_cli_lists_tasks(capsys):
 
 
 def test_schema_validation_catches_damage(cli_out):
-    results = probes.load_results(cli_out)
+    results = probes.load_results(cli_out).to_dict()
     broken = json.loads(json.dumps(results))
     del broken["models"][0]["tasks"]["upos"]["layers"][1]["ci"]
     with pytest.raises(ValueError, match="ci"):
@@ -166,3 +167,140 @@ def test_cli_keeps_activations_in_a_store(run_dir, tmp_path, capsys):
     assert main(args) == 0  # reuses the finished store
     again = json.loads((tmp_path / "o" / "results.json").read_text())["models"][0]["tasks"]["upos"]["layers"]
     assert [x["score"] for x in first] == [x["score"] for x in again]
+
+
+# ----------------------------------------------------------------------------- reliability
+def _quick(run_dir, *extra):
+    """A seconds-long probe of the tiny run."""
+    return ["probe", "--model", str(run_dir), "--data", str(run_dir / "data" / "probe.conllu"), "--tasks", "upos",
+            "--no-twin", "--no-mdl", "--no-cumulative", "--bootstrap", "10", "--max-sentences", "30", "--quiet",
+            *extra]
+
+
+def _no_work(monkeypatch):
+    """Make loading a model fail the test: the errors below must come before any work."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a model was loaded before the argument error was reported")
+
+    monkeypatch.setattr(probes, "load_models", fail, raising=False)
+    monkeypatch.setattr(probes, "load_data", fail)
+
+
+def test_cuda_device_without_cuda_is_one_line(run_dir, monkeypatch, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _no_work(monkeypatch)
+    assert main(_quick(run_dir, "--device", "cuda")) == 1
+    err = capsys.readouterr().err
+    assert "no CUDA device available" in err and "--device cpu" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_out_or_store_naming_a_file_fails_before_any_work(run_dir, tmp_path, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me\n")
+    assert main(_quick(run_dir, "--out", str(a_file))) == 1
+    assert f"--out {a_file} is a file, not a directory" in capsys.readouterr().err
+    assert main(_quick(run_dir, "--out", str(a_file / "sub"))) == 1
+    assert f"is under the file {a_file}" in capsys.readouterr().err
+    assert main(_quick(run_dir, "--store", str(a_file), "--out", str(tmp_path / "o"))) == 1
+    assert f"--store {a_file} is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me\n" and not (tmp_path / "o").exists()
+
+
+def test_task_file_errors_name_the_file_line_and_task(run_dir, tmp_path, capsys):
+    broken = tmp_path / "broken_tasks.py"
+    broken.write_text("import probes\n\ndef f(:\n    pass\n")
+    assert main(["probe", "--task-file", str(broken), "--list-tasks"]) == 1
+    err = capsys.readouterr().err
+    assert f"{broken}:3: syntax error" in err and "Traceback" not in err
+    raising = tmp_path / "raising_tasks.py"
+    raising.write_text("import probes\nraise RuntimeError('no tasks today')\n")
+    assert main(["probe", "--task-file", str(raising), "--list-tasks"]) == 1
+    assert f"{raising}:2: the task file raised RuntimeError: no tasks today" in capsys.readouterr().err
+    boom = tmp_path / "boom_tasks.py"
+    boom.write_text("import probes\n\n\n@probes.task('boom', 'late')\ndef boom(sentence):\n"
+                    "    return [1 / 0 for w in sentence.words]\n")
+    try:
+        assert main(_quick(run_dir, "--task-file", str(boom), "--tasks", "boom", "--out", str(tmp_path / "o"))) == 1
+    finally:
+        probes.TASKS.pop("boom", None)
+    err = capsys.readouterr().err
+    assert f"task 'boom' raised ZeroDivisionError at {boom}:6 on sentence 1" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_quick_run_does_not_replace_results_made_with_other_settings(run_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(_quick(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
+    full = (out / "results.json").read_bytes()
+    # fewer tasks, fewer sentences, fewer resamples: refused, and nothing is written
+    assert main(_quick(run_dir, "--max-sentences", "20", "--out", str(out))) == 1
+    err = capsys.readouterr().err
+    assert "holds results made with other settings" in err and "--force" in err
+    assert "tasks upos,depth → upos" in err and "data.max_sentences 30 → 20" in err
+    assert (out / "results.json").read_bytes() == full
+    # the same settings again: a rerun replaces them; --force replaces any
+    assert main(_quick(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
+    assert main(_quick(run_dir, "--max-sentences", "20", "--out", str(out), "--force")) == 0
+    results = probes.load_results(out)
+    assert [t.name for t in results.tasks] == ["upos"] and results.data.max_sentences == 20
+
+
+def test_missing_treebank_is_an_error_not_a_fallback(run_dir, tmp_path, capsys):
+    args = ["probe", "--model", str(run_dir), "--data", "treebank", "--tasks", "upos", "--no-twin", "--quiet",
+            "--out", str(tmp_path / "o")]
+    assert main([*args, "--treebank", str(tmp_path / "nope")]) == 1
+    assert f"no treebank directory {tmp_path / 'nope'}" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([*args, "--treebank", str(tmp_path / "empty")]) == 1
+    assert "no probe.conllu in the treebank directory" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_model_fails_before_generating_a_treebank(tmp_path, monkeypatch, capsys):
+    import corpus
+
+    def no_treebank(*args, **kwargs):
+        raise AssertionError("generated a treebank for a model that does not exist")
+
+    monkeypatch.setattr(corpus, "write_treebank", no_treebank)
+    monkeypatch.chdir(tmp_path)
+    assert main(["probe", "--model", "runs/nope", "--data", "treebank"]) == 1
+    assert "no run or checkpoint directory" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.fixture(scope="module")
+def poisoned_run(run_dir, tmp_path_factory):
+    """The tiny run with NaN in block 1's MLP output bias: layers 0-1 are finite, layer 2 is not."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path_factory.mktemp("runs") / "poisoned"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("probes"))
+    weights = load_file(run / "model.safetensors")
+    weights["blocks.1.mlp.fc_out.bias"][0] = float("nan")
+    save_file(weights, run / "model.safetensors")
+    return run
+
+
+def test_nonfinite_activations_fail_the_run_naming_model_and_layer(poisoned_run, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(_quick(poisoned_run, "--out", str(out))) == 1  # refused at load (hooks)
+    assert "blocks.1.mlp.fc_out.bias" in capsys.readouterr().err
+    assert main(_quick(poisoned_run, "--out", str(out), "--allow-nonfinite")) == 1
+    err = capsys.readouterr().err
+    assert "model 'poisoned': the activations at layer 2 (blocks.1.hook_resid_post) hold" in err
+    assert "Traceback" not in err and not (out / "results.json").exists()
+
+
+def test_suite_refuses_nonfinite_features():
+    from corpus import generate_sentences
+
+    sentences = generate_sentences(30, seed=1)
+    n = sum(len(s.words) for s in sentences)
+    X = torch.randn(3, n, 8)
+    X[1, 5, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"layer 1 \(blocks.0.hook_resid_post\) hold 1 "):
+        probes.ProbeSuite(["upos"], probes.ProbeConfig(n_bootstrap=5)).fit(X, sentences)

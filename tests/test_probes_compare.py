@@ -35,16 +35,17 @@ def test_two_models_side_by_side(gpt2_dir):
     res = probes.probe(ours, sentences, ["position", "upos", "subject_number"], cfg, twin=True,
                        compare=[f"gpt2:{gpt2_dir}"])
     probes.validate(res)
-    tags = [m["tag"] for m in res["models"]]
-    roles = [m["role"] for m in res["models"]]
+    probes.validate(res.to_dict())
+    tags = [m.tag for m in res.models]
+    roles = [m.role for m in res.models]
     assert roles == ["model", "random_init", "compare"] and tags[0] == "ours"
-    gpt2 = res["models"][2]
-    assert gpt2["n_layer"] == 3 and len(gpt2["tasks"]["upos"]["layers"]) == 4
-    assert set(res["comparison"]["upos"]) == set(tags)
-    c = res["comparison"]["upos"][tags[2]]
-    assert c["n_layer"] == 3 and c["relative_expected_layer"] == pytest.approx(c["expected_layer"] / 3)
+    gpt2 = res.models[2]
+    assert gpt2.n_layer == 3 and len(gpt2.tasks["upos"].layers) == 4
+    assert set(res.comparison["upos"]) == set(tags)
+    c = res.comparison["upos"][tags[2]]
+    assert c.n_layer == 3 and c.relative_expected_layer == pytest.approx(c.expected_layer / 3)
     # the same words, split and resamples for every model
-    n = {m["tag"]: m["tasks"]["upos"]["n_words"] for m in res["models"]}
+    n = {m.tag: m.tasks["upos"].n_words for m in res.models}
     assert len({tuple(v.values()) for v in n.values()}) == 1
     report = probes.markdown_report(res)
     assert "## Side by side" in report and f"`{tags[2]}`" in report

@@ -87,16 +87,16 @@ def test_selectivity_separates_structure_from_word_memory():
     structured[np.arange(n), tags] += 3.0
     X = np.stack([lexical, structured]).astype(np.float32)
     res = probes.ProbeSuite([TAG], probes.ProbeConfig(n_bootstrap=200, mdl=False, cumulative=False)).fit(X, sentences)
-    lex, struct = res["tasks"]["tag"]["layers"]
+    lex, struct = res.tasks["tag"].layers
     # a type-level probe does as well on the control task as on the task: selectivity ≈ 0 ...
-    assert abs(lex["selectivity"]) < 0.1
+    assert abs(lex.selectivity) < 0.1
     # ... while features that encode the tag (not the word) are selective
-    assert struct["score"] > 0.9 and struct["control"] < 0.6 and struct["selectivity"] > 0.35
-    lo, hi = struct["selectivity_ci"]
-    assert lo <= struct["selectivity"] <= hi and lo > 0.3
+    assert struct.score > 0.9 and struct.control.score < 0.6 and struct.selectivity > 0.35
+    lo, hi = struct.selectivity_ci
+    assert lo <= struct.selectivity <= hi and lo > 0.3
     # the majority baseline is the most frequent training tag
-    base = res["tasks"]["tag"]["baseline"]
-    assert base["name"] == "majority" and 0.3 < base["score"] < 0.45
+    base = res.tasks["tag"].baseline
+    assert base.name == "majority" and 0.3 < base.score < 0.45
 
 
 def test_every_result_carries_its_controls():
@@ -106,12 +106,12 @@ def test_every_result_carries_its_controls():
     cfg = probes.ProbeConfig(n_bootstrap=50, lambdas=(1e-1, 1e-2))
     depth_like = probes.Task("len", "early", "ordinal", lambda s: [len(s.words)] * len(s.words))
     res = probes.ProbeSuite([TAG, depth_like], cfg).fit(X, sentences)
-    t = res["tasks"]["tag"]
+    t = res.tasks["tag"].to_dict()
     for x in t["layers"]:
         assert {"score", "ci", "control", "control_ci", "selectivity", "selectivity_ci", "mdl", "lambda"} <= set(x)
         assert x["ci"][0] <= x["score"] <= x["ci"][1]
     assert {"baseline", "layer0_score", "cumulative", "expected_layer", "peak_layer"} <= set(t)
-    o = res["tasks"]["len"]
+    o = res.tasks["len"].to_dict()
     assert "control" not in o["layers"][0] and "spearman" in o["layers"][0]  # controls: categorical tasks
     assert o["baseline"]["name"] == "train mean"
 
@@ -122,8 +122,8 @@ def test_tasks_without_enough_words_are_skipped_not_fatal():
     rare = probes.Task("rare", "late", "categorical",
                        lambda s: ["x" if s.words[0].form == "w1" and i == 0 else None for i in range(len(s.words))])
     res = probes.ProbeSuite([TAG, rare], probes.ProbeConfig(n_bootstrap=20, mdl=False)).fit(X, sentences)
-    assert "too few" in res["tasks"]["rare"]["skipped"]
-    assert res["verdict"]["holds"] is None
+    assert "too few" in res.tasks["rare"].skipped
+    assert res.verdict.holds is None and res.verdict.status == "incomplete"
 
 
 def test_config_validation():

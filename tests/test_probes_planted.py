@@ -56,35 +56,35 @@ def test_planted_feature_found_at_its_layer_with_bayes_accuracy():
     sentences, X, vs = _planted(K=K, snr=snr, k=k)
     cfg = probes.ProbeConfig(n_bootstrap=300, lambdas=(1e-1, 1e-2, 1e-3))
     res = probes.ProbeSuite([PLANTED, PLANTED_ORD], cfg).fit(X, sentences)
-    r = res["tasks"]["planted"]
-    scores = [x["score"] for x in r["layers"]]
+    r = res.tasks["planted"]
+    scores = [x.score for x in r.layers]
     bayes = bayes_accuracy(K, snr)  # ≈ 0.80
-    assert r["peak_layer"] == k
+    assert r.peak_layer == k
     assert abs(scores[k] - bayes) < 0.03, (scores[k], bayes)
-    lo, hi = r["layers"][k]["ci"]
+    lo, hi = r.layers[k].ci
     assert lo - 0.01 <= bayes <= hi + 0.01
     for l, s in enumerate(scores):
         if l != k:
             assert abs(s - 1 / K) < 0.04, (l, s)
     # control: labels by word form, unrelated to the features → selectivity ≈ accuracy − chance
-    assert r["layers"][k]["selectivity"] > 0.4
-    assert abs(r["layers"][0]["selectivity"]) < 0.06
+    assert r.layers[k].selectivity > 0.4
+    assert abs(r.layers[0].selectivity) < 0.06
     # MDL: the planted layer compresses, the others do not
-    comp = [x["mdl"]["compression"] for x in r["layers"]]
+    comp = [x.mdl.compression for x in r.layers]
     assert comp[k] > 1.3 and max(c for l, c in enumerate(comp) if l != k) < 1.02
     # expected layer: all the gain of the cumulative probe comes at layer k
-    e = r["expected_layer"]
-    assert abs(e["tenney"] - k) < 0.35 and abs(e["anchored"] - k) < 0.35
-    assert r["cumulative"][k]["score"] == pytest.approx(scores[k], abs=0.02)
+    e = r.expected_layer
+    assert abs(e.tenney - k) < 0.35 and abs(e.anchored - k) < 0.35
+    assert r.cumulative[k].score == pytest.approx(scores[k], abs=0.02)
     # ordinal: R² of the best linear predictor, 0.25·var(v) / (0.25·var(v) + 1)
-    o = res["tasks"]["planted_ord"]
+    o = res.tasks["planted_ord"]
     var = float(np.var(vs))
     r2 = 0.25 * var / (0.25 * var + 1)
-    assert o["peak_layer"] == k - 1
-    assert abs(o["layers"][k - 1]["score"] - r2) < 0.03
-    assert abs(o["expected_layer"]["tenney"] - (k - 1)) < 0.2
-    assert all(abs(x["score"]) < 0.02 for x in o["layers"] if x["layer"] != k - 1)
-    assert o["layers"][k - 1]["spearman"] > 0.8
+    assert o.peak_layer == k - 1
+    assert abs(o.layers[k - 1].score - r2) < 0.03
+    assert abs(o.expected_layer.tenney - (k - 1)) < 0.2
+    assert all(abs(x.score) < 0.02 for x in o.layers if x.layer != k - 1)
+    assert o.layers[k - 1].spearman > 0.8
 
 
 def test_features_must_match_the_words():
@@ -109,9 +109,9 @@ def test_random_init_gpt_shows_words_but_no_selective_syntax():
     syntax = ["upos", "phrase", "subject_number", "next_upos"]
     cfg = probes.ProbeConfig(n_bootstrap=100, mdl=False, cumulative=False, lambdas=(1e-1, 1e-2, 1e-3))
     res = probes.ProbeSuite(["word"] + syntax, cfg).fit(feats, sentences)
-    word = res["tasks"]["word"]
-    assert min(x["score"] for x in word["layers"]) > 0.9  # word identity stays decodable
+    word = res.tasks["word"]
+    assert min(x.score for x in word.layers) > 0.9  # word identity stays decodable
     for name in syntax:
-        sel = [x["selectivity"] for x in res["tasks"][name]["layers"]]
+        sel = [x.selectivity for x in res.tasks[name].layers]
         assert max(sel) < 0.05, (name, sel)  # nothing beyond what the word itself gives
-    assert abs(max(x["selectivity"] for x in res["tasks"]["upos"]["layers"])) < 0.1
+    assert abs(max(x.selectivity for x in res.tasks["upos"].layers)) < 0.1

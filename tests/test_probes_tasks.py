@@ -102,6 +102,29 @@ def test_all_builtin_tasks_run_on_ud_ewt_unchanged():
     assert probes.label_task(probes.get_task("constituent"), sentences).n == 0
 
 
+def test_depth_refuses_a_head_cycle_naming_the_sentence():
+    """A sentence whose HEADs form a cycle is no tree: the depth task says which sentence
+    instead of silently leaving it out."""
+    ok = Sentence([Word(1, "dogs", head=2), Word(2, "bark", head=0)], metadata={"sent_id": "fine"})
+    cyclic = Sentence([Word(1, "the", head=2), Word(2, "dog", head=3), Word(3, "barks", head=2)],
+                      metadata={"sent_id": "loop-7"})
+    assert probes.label_task(probes.get_task("depth"), [ok]).y.tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match=r"task 'depth' .* on sentence 2 \('loop-7'\): .*HEAD cycle 2 → 3 → 2"):
+        probes.label_task(probes.get_task("depth"), [ok, cyclic])
+
+
+def test_a_task_that_raises_is_named_with_its_line():
+    def fn(sentence):
+        return [w.misc["missing"] for w in sentence.words]  # KeyError
+
+    line = fn.__code__.co_firstlineno + 1
+    t = probes.Task("broken", "late", "categorical", fn)
+    s = Sentence([Word(1, "a"), Word(2, "b")])
+    with pytest.raises(probes.tasks.TaskError, match=rf"task 'broken' raised KeyError at {__file__}:{line} on "
+                                                       rf"sentence 1 \('a b'\)"):
+        probes.label_task(t, [s])
+
+
 def test_custom_task_in_a_few_lines(treebank):
     @probes.task("noun_number_test", level="middle", kind="categorical")
     def noun_number(sentence):

@@ -56,3 +56,26 @@ def test_existing_run_without_resume_is_an_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
+
+
+def test_out_naming_an_existing_file_is_a_one_line_error(tmp_path, capsys):
+    text = _text_file(tmp_path / "corpus.txt", n=60)
+    out = tmp_path / "not_a_dir"
+    out.write_text("precious")
+    assert main(["train", "--data", str(text), "--steps", "3", "--out", str(out), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(out) in err and "file" in err
+    assert out.read_text() == "precious"
+
+
+def test_resume_without_a_checkpoint_says_so_and_stops(tmp_path, capsys):
+    text = _text_file(tmp_path / "corpus.txt", n=60)
+    out = tmp_path / "run"
+    out.mkdir()
+    # no --preset: the old code trained a fresh demo preset here
+    rc = main(["train", "--out", str(out), "--resume", "--data", str(text), "--steps", "3", *SMALL])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no checkpoint" in err and str(out) in err
+    assert list(out.iterdir()) == []  # nothing generated, nothing trained

@@ -6,7 +6,8 @@ import pytest
 
 from gpt_model import GPT, GPTConfig
 from gpt_model.data import PackedDataset, synthetic_documents
-from gpt_model.train import TrainConfig, Trainer, flops_per_token, peak_flops_for_name
+from gpt_model.flops import flops_per_token, peak_flops_for_name
+from gpt_model.train import TrainConfig, Trainer
 
 
 @pytest.mark.parametrize("name, peak", [

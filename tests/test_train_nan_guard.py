@@ -5,11 +5,14 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from gpt_model import GPTConfig
 from gpt_model.checkpoint import load_model
 from gpt_model.data import PackedDataset, synthetic_documents
-from gpt_model.train import TrainConfig, Trainer, TrainingDiverged, latest_checkpoint
+from gpt_model.finite import NonFiniteWeightsError
+from gpt_model.rundir import RunDir
+from gpt_model.train import TrainConfig, Trainer, TrainingDiverged
 
 
 def _trainer(out, **kw):
@@ -65,7 +68,7 @@ def test_consecutive_bad_steps_stop_the_run_keeping_the_last_good_checkpoint(tmp
     _poison_forward(trainer, set(range(6, 100)))  # steps 6, 7, 8 → stop after the third
     with pytest.raises(TrainingDiverged, match="3 consecutive steps") as err:
         trainer.fit()
-    ckpt = latest_checkpoint(run)
+    ckpt = RunDir(run).latest_checkpoint()
     assert str(ckpt) in str(err.value)
     assert trainer.step == 8
     assert not (run / "model.safetensors").exists()
@@ -77,3 +80,24 @@ def test_consecutive_bad_steps_stop_the_run_keeping_the_last_good_checkpoint(tmp
     fresh = _trainer(run, max_steps=20)
     fresh.load_checkpoint(ckpt)
     assert fresh.step == int(ckpt.name.split("_")[1])
+
+
+def test_the_divergence_message_names_the_last_finite_checkpoint_not_a_poisoned_one(tmp_path):
+    run = tmp_path / "run"
+    trainer = _trainer(run, max_steps=20)
+    _poison_forward(trainer, set(range(8, 100)))  # steps 8, 9, 10 → stop; checkpoints 2, 4, 6, 8
+
+    def poison_the_newest_checkpoint(t, rec):
+        if t.step == 9:  # step_0000008 was written; give it a NaN weight
+            path = RunDir(run).checkpoint_dir(8) / "model.safetensors"
+            state = load_file(path)
+            state["blocks.0.mlp.fc_in.weight"][0, 0] = float("nan")
+            save_file(state, path)
+
+    with pytest.raises(TrainingDiverged) as err:
+        trainer.fit(on_step=poison_the_newest_checkpoint)
+    message = str(err.value)
+    assert str(RunDir(run).checkpoint_dir(6)) in message
+    assert "step_0000008" not in message
+    with pytest.raises(NonFiniteWeightsError, match="blocks.0.mlp.fc_in.weight"):
+        load_model(RunDir(run).checkpoint_dir(8))

@@ -9,7 +9,9 @@ import torch
 from gpt_model import GPTConfig
 from gpt_model.checkpoint import load_model
 from gpt_model.data import PackedDataset, synthetic_documents
-from gpt_model.train import CheckpointError, TrainConfig, Trainer, latest_checkpoint, list_checkpoints
+from gpt_model.checkpoint import CheckpointError
+from gpt_model.rundir import RunDir
+from gpt_model.train import TrainConfig, Trainer
 
 
 # dropout > 0: the RNG state must be restored too for the losses to match
@@ -51,8 +53,8 @@ def reference(tmp_path_factory):
 
 def test_layout_of_a_finished_run(reference):
     run, _ = reference
-    assert [s for s, _ in list_checkpoints(run)] == [3, 6, 8]
-    ckpt = latest_checkpoint(run)
+    assert [s for s, _ in RunDir(run).checkpoints()] == [3, 6, 8]
+    ckpt = RunDir(run).latest_checkpoint()
     assert ckpt.name == "step_0000008"
     assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "config.json", "optimizer.pt",
                                                "rng_rank0.pt", "trainer_state.json"}
@@ -75,7 +77,7 @@ def test_resume_after_a_crash_reproduces_the_losses_exactly(tmp_path, reference)
 
     with pytest.raises(Crash):
         _trainer(run).fit(on_step=crash_at_7)
-    assert latest_checkpoint(run).name == "step_0000006"  # steps 7.. were lost
+    assert RunDir(run).latest_checkpoint().name == "step_0000006"  # steps 7.. were lost
     trainer = _trainer(run)
     result = trainer.fit(resume=True)
     assert result.status == "finished" and result.step == 8
@@ -95,7 +97,7 @@ def test_stop_request_checkpoints_then_resume_is_exact(tmp_path, reference):
 
     result = _trainer(run).fit(on_step=stop_at_4)
     assert result.status == "interrupted" and result.step == 4
-    assert latest_checkpoint(run).name == "step_0000004"
+    assert RunDir(run).latest_checkpoint().name == "step_0000004"
     assert not (run / "model.safetensors").exists()  # the final model only when finished
     _trainer(run).fit(resume=True)
     assert _losses(run) == _losses(ref_run)
@@ -111,7 +113,7 @@ def test_existing_checkpoints_need_resume(tmp_path):
 def _stopped_run(tmp_path):
     run = tmp_path / "run"
     _trainer(run, train_cfg=replace(TRAIN, max_steps=3)).fit()
-    return run, latest_checkpoint(run)
+    return run, RunDir(run).latest_checkpoint()
 
 
 @pytest.mark.parametrize("victim, garbage, message", [
@@ -158,10 +160,10 @@ def test_mismatched_data_order_is_refused(tmp_path):
 def test_a_crash_mid_write_leaves_the_previous_checkpoint_as_latest(tmp_path, monkeypatch):
     run = tmp_path / "run"
     trainer = _trainer(run, train_cfg=replace(TRAIN, max_steps=6))
-    import gpt_model.train as train_module
+    import gpt_model.checkpoint as checkpoint_module
 
     calls = {"n": 0}
-    original = train_module.atomic_write_json
+    original = checkpoint_module.atomic_write_json
 
     def failing_write(path, data):
         if path.name == "trainer_state.json":
@@ -170,12 +172,12 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_as_latest(tmp_path, mo
                 raise OSError("disk full")
         return original(path, data)
 
-    monkeypatch.setattr(train_module, "atomic_write_json", failing_write)
+    monkeypatch.setattr(checkpoint_module, "atomic_write_json", failing_write)
     with pytest.raises(OSError):
         trainer.fit()
-    assert latest_checkpoint(run).name == "step_0000003"
+    assert RunDir(run).latest_checkpoint().name == "step_0000003"
     assert (run / "checkpoints" / ".step_0000006.tmp").is_dir()  # the half-written one stays hidden
     monkeypatch.undo()
     _trainer(run, train_cfg=replace(TRAIN, max_steps=6)).fit(resume=True)  # cleans it up, resumes at 3
     assert not list((run / "checkpoints").glob(".*"))
-    assert latest_checkpoint(run).name == "step_0000006"
+    assert RunDir(run).latest_checkpoint().name == "step_0000006"

@@ -21,12 +21,14 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 STAGES = ("treebank", "train", "probe", "report", "dashboard")
+REPORT_FILE = "report.md"  # the demo's own summary, next to the run's files
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ def _cli(argv: list[str]) -> None:
 
     print("   $ stratascope " + " ".join(argv), flush=True)
     status = main(argv)
+    if status in (128 + signal.SIGINT, 128 + signal.SIGTERM):  # stopped by a signal, checkpoint saved
+        print("   stopped by a signal; rerun `stratascope demo` to resume", flush=True)
+        raise SystemExit(status)
     if status != 0:
         raise CLIError(f"stage `stratascope {argv[0]}` failed (exit status {status}); fix the error above and "
                        f"rerun `stratascope demo` (finished stages are skipped)")
@@ -134,18 +139,36 @@ def gpt2_source(value: str | None) -> tuple[str | None, str]:
     return value, f"GPT-2: {value} (from the Hugging Face cache)"
 
 
+def treebank_dir(out: Path) -> Path:
+    """Where the demo writes its treebank: the run's default treebank directory."""
+    from gpt_model.rundir import DEFAULT_TREEBANK_DIR
+
+    return out / DEFAULT_TREEBANK_DIR
+
+
 def clean(out: Path) -> None:
     """--force: remove what the stages write (and nothing else) from the run directory."""
-    for name in ("data", "tokenizer", "checkpoints", "probes"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("config.json", "model.safetensors", "metrics.jsonl", "results.json", "report.md"):
-        (out / name).unlink(missing_ok=True)
+    from gpt_model.rundir import TOKENIZER_DIR, RunDir
+
+    run = RunDir(out)
+    for path in (treebank_dir(out), out / TOKENIZER_DIR, run.checkpoints_dir, run.probes_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (run.config_path, run.weights_path, run.metrics_path, run.results_path, out / REPORT_FILE):
+        path.unlink(missing_ok=True)
 
 
 def probe_dir(out: Path) -> Path:
+    from gpt_model.rundir import RunDir
     from probes.models import model_tag
 
-    return out / "probes" / model_tag(out.resolve().name)
+    run = RunDir(out)
+    return run.probe_dir(model_tag(run.name))
+
+
+def probe_results_path(out: Path) -> Path:
+    from probes.report import RESULTS_FILE
+
+    return probe_dir(out) / RESULTS_FILE
 
 
 def has_compare(results_path: Path) -> bool:
@@ -161,9 +184,10 @@ def write_report(out: Path) -> Path:
     """RUN/report.md: the training result against the floor, and the probing verdict."""
     import probes
     from app.commands.train import format_summary
+    from gpt_model.rundir import RunDir
 
     lines = [f"# stratascope demo: `{out.name}`", ""]
-    results_path = out / "results.json"
+    results_path = RunDir(out).results_path
     if results_path.is_file():
         final = json.loads(results_path.read_text())
         lines += ["## Training", "", "```", format_summary(final, out), "```", ""]
@@ -177,13 +201,13 @@ def write_report(out: Path) -> Path:
                          f"(target ≥ 99%).")
         lines.append("")
     pdir = probe_dir(out)
-    if (pdir / "results.json").is_file():
+    if probe_results_path(out).is_file():
         res = probes.load_results(pdir)
         lines += ["## Probing", "", "```", probes.summary(res), "```", "",
                   f"Full report: [`{pdir.relative_to(out)}/report.md`]({pdir.relative_to(out)}/report.md); "
                   f"figures: [`{pdir.relative_to(out)}/figures.html`]({pdir.relative_to(out)}/figures.html).", ""]
     lines += ["## Dashboard", "", f"`stratascope dashboard --runs {out.parent}` — see docs/dashboard.md.", ""]
-    path = out / "report.md"
+    path = out / REPORT_FILE
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -200,49 +224,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"--force: removing the demo's outputs in {out}", flush=True)
         clean(out)
     out.mkdir(parents=True, exist_ok=True)
-    tb = out / "data"
-
-    # 1. treebank
-    progress.stage(1, "treebank", f"{plan.sentences:,} sentences of the built-in grammar (seed {plan.treebank_seed})")
-    if (tb / "stats.json").is_file() and (tb / "probe.conllu").is_file():
-        progress.skip(f"{tb}/ holds a complete treebank")
-    else:
-        _cli(["corpus", "--out", str(tb), "--sentences", str(plan.sentences), "--seed", str(plan.treebank_seed)])
-        progress.done()
-
-    # 2. train
-    progress.stage(2, "train", f"preset {plan.preset!r}")
-    if (out / "model.safetensors").is_file() and (out / "results.json").is_file():
-        progress.skip(f"{out}/model.safetensors exists")
-    else:
-        argv = ["train", "--preset", plan.preset, "--out", str(out), "--corpus", str(tb), *plan.train_args]
-        if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step_*")):
-            print("   resuming from the latest checkpoint", flush=True)
-            argv.append("--resume")
-        _cli(argv)
-        if not (out / "model.safetensors").is_file():
-            from app.cli import CLIError
-
-            raise CLIError("training stopped before the end (a checkpoint was kept): rerun `stratascope demo` "
-                           "to resume it")
-        progress.done()
-
-    # 3. probe
-    pdir = probe_dir(out)
-    what = "the demo model and its random-init twin" + (" and GPT-2" if gpt2 else "")
-    progress.stage(3, "probe", what)
-    if (pdir / "results.json").is_file() and (not gpt2 or has_compare(pdir / "results.json")):
-        progress.skip(f"{pdir}/results.json exists")
-    else:
-        argv = ["probe", "--model", str(out), "--data", "treebank", "--treebank", str(tb), "--out", str(pdir),
-                *plan.probe_args]
-        if gpt2:
-            argv += ["--compare", f"gpt2:{gpt2}"]
-        _cli(argv)
-        progress.done()
+    tb = treebank_dir(out)
+    _treebank_stage(progress, plan, tb)
+    _train_stage(progress, plan, out, tb)
+    _probe_stage(progress, plan, out, tb, gpt2)
 
     # 4. report
-    progress.stage(4, "report", f"{out}/report.md")
+    progress.stage(4, "report", f"{out / REPORT_FILE}")
     report = write_report(out)
     print(report.read_text(), flush=True)
     progress.done()
@@ -259,9 +247,63 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _treebank_stage(progress: Progress, plan: DemoPlan, tb: Path) -> None:
+    from corpus.treebank import is_complete_treebank
+
+    progress.stage(1, "treebank", f"{plan.sentences:,} sentences of the built-in grammar (seed {plan.treebank_seed})")
+    if is_complete_treebank(tb):
+        progress.skip(f"{tb}/ holds a complete treebank")
+        return
+    _cli(["corpus", "--out", str(tb), "--sentences", str(plan.sentences), "--seed", str(plan.treebank_seed)])
+    progress.done()
+
+
+def _train_stage(progress: Progress, plan: DemoPlan, out: Path, tb: Path) -> None:
+    from gpt_model.rundir import RunDir
+
+    run = RunDir(out)
+    progress.stage(2, "train", f"preset {plan.preset!r}")
+    if run.has_final_weights() and run.results_path.is_file():
+        progress.skip(f"{run.weights_path} exists")
+        return
+    argv = ["train", "--preset", plan.preset, "--out", str(out), "--corpus", str(tb), *plan.train_args]
+    if run.latest_checkpoint() is not None:
+        print("   resuming from the latest checkpoint", flush=True)
+        argv.append("--resume")
+    _cli(argv)
+    if not run.has_final_weights():
+        from app.cli import CLIError
+
+        raise CLIError("training stopped before the end (a checkpoint was kept): rerun `stratascope demo` "
+                       "to resume it")
+    progress.done()
+
+
+def _probe_stage(progress: Progress, plan: DemoPlan, out: Path, tb: Path, gpt2: str | None) -> None:
+    from hooks.spec import Spec
+
+    pdir, results = probe_dir(out), probe_results_path(out)
+    what = "the demo model and its random-init twin" + (" and GPT-2" if gpt2 else "")
+    progress.stage(3, "probe", what)
+    if results.is_file() and (not gpt2 or has_compare(results)):
+        progress.skip(f"{results} exists")
+        return
+    argv = ["probe", "--model", str(out), "--data", "treebank", "--treebank", str(tb), "--out", str(pdir),
+            *plan.probe_args]
+    if gpt2:
+        argv += ["--compare", str(Spec("gpt2", gpt2))]
+    if results.is_file():  # the demo's own results, without GPT-2: replaced by a run that adds it
+        print("   replacing the results without GPT-2", flush=True)
+        argv.append("--force")
+    _cli(argv)
+    progress.done()
+
+
 def summary_numbers(out: Path) -> dict[str, Any]:
     """The headline numbers of a finished demo (for tests and scripts)."""
-    final = json.loads((out / "results.json").read_text())
-    res = json.loads((probe_dir(out) / "results.json").read_text())
+    from gpt_model.rundir import RunDir
+
+    final = json.loads(RunDir(out).results_path.read_text())
+    res = json.loads(probe_results_path(out).read_text())
     return {"val_loss": final.get("val_loss"), "entropy_floor": final.get("entropy_floor"),
             "verdict": res["verdict"].get("message")}

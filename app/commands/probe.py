@@ -6,11 +6,15 @@
     stratascope probe --list-tasks
 
 --data treebank is the probe split (probe.conllu) of the built-in treebank: --treebank DIR if
-given, else the treebank the run was trained on (its config.json "data" section, by default
-RUN/data), else data/treebank/ (generated there, 20,000 sentences, seed 0, when missing).
+given (an error when DIR has none), else the treebank the run was trained on (its config.json
+"data" section, by default RUN/data), else data/treebank/ (generated there, 20,000 sentences,
+seed 0, when missing).
 
 Writes results.json, results.csv, figures.html (standalone, works offline) and report.md to
 --out (default: runs/NAME/probes/MODEL-TAG/, with "@DATA" appended to the tag for a CoNLL-U file).
+Results already there that were made with other settings (tasks, data, configuration, models)
+are not replaced without --force: the command stops before probing and names what differs. A
+rerun with the same settings replaces them.
 """
 
 from __future__ import annotations
@@ -21,21 +25,24 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from hooks.spec import SPEC_HELP
+
     parser = subparsers.add_parser(
         "probe", help="fit layer-wise probes (with controls) and report the early/middle/late verdict",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", metavar="SPEC",
-                        help="runs/NAME, a checkpoint directory, gpt2:DIR, tl:DIR or nnsight:DIR")
+    parser.add_argument("--model", metavar="SPEC", help=SPEC_HELP)
     parser.add_argument("--data", default="treebank", metavar="treebank|FILE.conllu",
                         help="'treebank' (probe split of the built-in treebank) or a CoNLL-U file (default treebank)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK",
-                        help="tasks to probe (names or comma-separated; 'design' = the seven of DESIGN §5; "
-                             "default: those and subject_number_next)")
+                        help="tasks to probe (names or comma-separated; 'design' = the seven of the design's task "
+                             "table; default: those and subject_number_next)")
     parser.add_argument("--task-file", action="append", default=[], metavar="FILE.py",
                         help="a Python file that defines extra tasks with @probes.task (repeatable)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="SPEC", help="more models probed side by side")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/NAME/probes/MODEL-TAG/)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace results in --out that were made with other settings")
     parser.add_argument("--no-twin", action="store_true", help="skip the random-init twin of --model")
     parser.add_argument("--twin-seed", type=int, default=0, help="seed of the random-init twin (default 0)")
     parser.add_argument("--treebank", metavar="DIR", help="treebank directory for --data treebank")
@@ -53,34 +60,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
     parser.add_argument("--store", metavar="DIR",
                         help="keep activations in hooks.ActivationStore directories under DIR (reused on a rerun)")
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="load models whose weights hold NaN/inf (activations must still be finite)")
     parser.add_argument("--list-tasks", action="store_true", help="list the known tasks and exit")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.set_defaults(func=run)
 
 
 def _load_task_files(paths: list[str]) -> None:
+    """Run each task file; a syntax error or an exception in it → ValueError naming the file
+    and the line."""
     import runpy
+    import traceback
 
     for p in paths:
         path = Path(p)
         if not path.is_file():
             raise FileNotFoundError(f"no task file at {path}")
-        runpy.run_path(str(path), run_name="stratascope_tasks")
+        try:
+            runpy.run_path(str(path), run_name="stratascope_tasks")
+        except SyntaxError as err:
+            raise ValueError(f"{path}:{err.lineno}: syntax error in the task file: {err.msg}") from None
+        except Exception as err:  # noqa: BLE001 - any error of user code, reported in one line
+            here = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path.resolve()
+                    or f.filename == str(path)]
+            line = here[-1].lineno if here else "?"
+            raise ValueError(f"{path}:{line}: the task file raised {type(err).__name__}: {err}") from None
+
+
+def _check_dir_option(path: str | Path | None, flag: str) -> None:
+    """A directory option must not name a file, nor lie under one (checked before any work)."""
+    if path is None:
+        return
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == path else f"is under the file {existing}"
+        raise ValueError(f"{flag} {path} {where}, not a directory")
 
 
 def default_out(model: str, data: str, tag: str) -> Path:
-    from probes.run import run_dir_of
+    """runs/NAME/probes/TAG for a run (TAG@STEM for a CoNLL-U file), else runs/TAG/probes/TAG."""
+    from gpt_model.rundir import RUNS_ROOT, RunDir
+    from hooks.spec import parse_spec
 
     if str(data) != "treebank":
         tag = f"{tag}@{Path(data).stem}"
-    run = run_dir_of(model)
-    if run is not None:
-        return run / "probes" / tag
-    return Path("runs") / tag / "probes" / tag
+    run = parse_spec(model).run_dir()
+    return (run or RunDir(RUNS_ROOT / tag)).probe_dir(tag)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for flag in ("bootstrap", "batch_size", "max_sentences", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "bootstrap" else 1):
+            raise ValueError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'bootstrap' else '>= 1'}, got {value}")
 
 
 def run(args: argparse.Namespace) -> int:
     import probes
+    from probes.models import check_device
 
     _load_task_files(args.task_file)
     if args.list_tasks:
@@ -91,25 +132,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise ValueError("--model is required (e.g. --model runs/demo)")
-    for flag in ("bootstrap", "batch_size", "max_sentences", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < (0 if flag == "bootstrap" else 1):
-            raise ValueError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'bootstrap' else '>= 1'}, got {value}")
+    _check_numbers(args)
     tasks = None
     if args.tasks:
         tasks = [name.strip() for item in args.tasks for name in item.split(",") if name.strip()]
     tasks = probes.resolve_tasks(tasks)  # unknown names fail here, before any model is loaded
+    check_device(args.device)
+    _check_dir_option(args.out, "--out")
+    _check_dir_option(args.store, "--store")
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     config = probes.ProbeConfig(seed=args.seed, n_bootstrap=args.bootstrap, expected=args.expected,
                                 mdl=not args.no_mdl, control=not args.no_control,
                                 cumulative=not args.no_cumulative, device=args.device, threads=args.threads)
+    # the models first: a missing one fails before any treebank is read or generated
+    models = probes.load_models(args.model, args.compare, twin=not args.no_twin, twin_seed=args.twin_seed,
+                                device=args.device, allow_nonfinite=args.allow_nonfinite)
+    out = Path(args.out) if args.out else default_out(args.model, args.data,
+                                                      probes.model_tag(models[0].backend.metadata.name))
+    _check_dir_option(out, "--out")
     sentences, source = probes.load_data(args.data, args.model, treebank_dir=args.treebank,
                                          max_sentences=args.max_sentences, log=log)
     log(f"data: {source['path']} ({len(sentences)} sentences)")
-    results = probes.probe(args.model, sentences, tasks, config, compare=args.compare, twin=not args.no_twin,
-                           twin_seed=args.twin_seed, store_dir=args.store, batch_size=args.batch_size,
-                           data_info=source, log=log)
-    out = Path(args.out) if args.out else default_out(args.model, args.data, results["main"])
+    if not args.force:
+        probes.check_overwrite(out, probes.planned_settings(models, tasks, source, config))
+    results = probes.probe_models(models, sentences, tasks, config, store_dir=args.store,
+                                  batch_size=args.batch_size, data_info=source, log=log)
     paths = probes.write_outputs(results, out)
     print(probes.summary(results))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

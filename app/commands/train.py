@@ -7,6 +7,10 @@
     torchrun --nproc_per_node 2 -m app.cli train --preset demo --out runs/demo-ddp
 
 Precedence, lowest first: preset, --config, the individual flags, --set.
+
+One process writes a run directory at a time: a second `train` on the same --out (or a
+--resume during a run) fails at once naming the writer's PID. SIGINT / SIGTERM finish the
+step, save a checkpoint and exit with status 130 / 143 (128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import json
 from pathlib import Path
 
 from gpt_model.presets import TRAIN_PRESETS, train_preset
-from gpt_model.train import RunConfig
+from gpt_model.run_config import RunConfig
+from gpt_model.rundir import RunDir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,10 +63,11 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, Path]:
         raise ValueError("--resume needs --out (the run directory to continue)")
     preset = args.preset or "demo"
     out = Path(args.out or f"runs/{preset}")
+    run = RunDir(out)
     if args.preset:
         config = train_preset(args.preset)
-    elif args.resume and (out / "config.json").is_file():
-        config = RunConfig.from_dict(_read_json(out / "config.json"))
+    elif args.resume and run.config_path.is_file():
+        config = RunConfig.from_dict(run.read_config())
     else:
         config = train_preset(preset)
     if args.config:
@@ -113,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutdown_distributed()
     if result.status != "finished":
-        return 0  # stopped by a signal, checkpoint saved (the trainer said where)
+        return result.exit_status  # 128 + the signal; the checkpoint was saved (the trainer said where)
     final = result.final
     if final:
         print(format_summary(final, out))

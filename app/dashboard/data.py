@@ -1,6 +1,6 @@
 """Everything the dashboard reads: runs under the root, models, cached computations.
 
-Rules (DESIGN §7):
+Rules (the user-facing version is in docs/dashboard.md, "Rules"):
 
 * Only run directories under the root (``--runs``, env ``STRATASCOPE_RUNS``, default ``runs``)
   are read. A run name is one path component; every path is resolved (symlinks followed) and
@@ -13,8 +13,10 @@ Rules (DESIGN §7):
   so a retrained run is recomputed.
 
 Model keys are strings: ``run|PATH|WEIGHTS|SIG`` (our GPT; WEIGHTS is ``final``, a checkpoint
-``step_XXXXXXX`` or ``init``: the initial weights rebuilt from ``train.seed``), ``twin|…``
-(the random-init twin, as in ``probes.random_init_twin(…, seed=0)``) and ``gpt2|SPEC``.
+directory name ``step_XXXXXXX`` or ``init``: the initial weights rebuilt from ``train.seed``),
+``twin|…`` (the random-init twin, as in ``probes.random_init_twin(…, seed=0)``) and
+``gpt2|SPEC``. Where a run keeps what is ``gpt_model.rundir``'s business: this module asks a
+``RunDir`` and never joins run paths itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import streamlit as st
 
 from app.dashboard import ENV_GPT2, ENV_RUNS
+from gpt_model.rundir import CONFIG_FILE, WEIGHTS_FILE, RunDir, parse_checkpoint_name
 
 DEFAULT_SAMPLE = 48
 SAMPLE_SEED = 1234
@@ -82,8 +85,8 @@ def resolve_run(root: Path, name: str) -> Path:
     real = inside(root, path)
     if not real.is_dir():
         raise AccessError(f"{name!r} under {root} is not a directory")
-    if not (real / "config.json").is_file():
-        raise AccessError(f"{name!r} is not a run directory: it has no config.json")
+    if not RunDir(real).is_run():
+        raise AccessError(f"{name!r} is not a run directory: it has no {CONFIG_FILE}")
     return real
 
 
@@ -111,8 +114,9 @@ def _mtime(path: Path) -> float:
 
 def signature(run: Path) -> tuple[float, ...]:
     """Modification times that invalidate the cached view of a run."""
-    names = ("config.json", "metrics.jsonl", "results.json", "model.safetensors", "checkpoints", "probes")
-    return tuple(_mtime(run / n) for n in names)
+    rd = RunDir(run)
+    paths = (rd.config_path, rd.metrics_path, rd.results_path, rd.weights_path, rd.checkpoints_dir, rd.probes_dir)
+    return tuple(_mtime(p) for p in paths)
 
 
 def _read_json(root: Path, path: Path) -> Any:
@@ -125,80 +129,116 @@ def _read_json(root: Path, path: Path) -> Any:
 def run_summary(root: str, name: str, sig: tuple[float, ...]) -> dict[str, Any]:
     """What the Run page shows; problems are collected in "errors" (never raised)."""
     root_p = Path(root)
-    run = resolve_run(root_p, name)
-    out: dict[str, Any] = {"name": name, "path": str(run), "errors": [], "config": None, "metrics": [],
+    rd = RunDir(resolve_run(root_p, name))
+    out: dict[str, Any] = {"name": name, "path": str(rd.path), "errors": [], "config": None, "metrics": [],
                            "bad_metric_lines": 0, "results": None, "checkpoints": [], "has_final": False,
                            "probe_tags": [], "treebank": None, "treebank_stats": None}
+    errors = out["errors"]
+    out["config"] = _valid_config(root_p, rd, errors)
+    out["metrics"], out["bad_metric_lines"] = _read_metrics(root_p, rd, errors)
+    if rd.results_path.is_file():
+        try:
+            out["results"] = _read_json(root_p, rd.results_path)
+        except (ValueError, OSError) as err:
+            errors.append(f"{rd.results_path.name}: {err}")
+    if rd.has_final_weights():
+        try:
+            inside(root_p, rd.weights_path)
+            out["has_final"] = True
+        except AccessError as err:
+            errors.append(str(err))
+    out["checkpoints"] = _checkpoint_names(root_p, rd)
+    out["probe_tags"] = _probe_tags(root_p, rd)
+    if out["config"] is not None:
+        out["treebank"], out["treebank_stats"] = _treebank(root_p, rd, out["config"])
+    return out
+
+
+def _valid_config(root: Path, rd: RunDir, errors: list[str]) -> dict[str, Any] | None:
+    """config.json when it reads and its model section validates; else None and an error."""
     try:
-        config = _read_json(root_p, run / "config.json")
+        config = _read_json(root, rd.config_path)
         if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
             raise ValueError("no 'model' section")
         from gpt_model import GPTConfig
 
         GPTConfig.from_dict(config["model"])  # validates
-        out["config"] = config
+        return config
     except (ValueError, TypeError, OSError) as err:
-        out["errors"].append(f"config.json is unreadable or invalid: {err}")
-    metrics = run / "metrics.jsonl"
-    if metrics.is_file() or metrics.is_symlink():
-        try:
-            for line in inside(root_p, metrics).read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    out["bad_metric_lines"] += 1
-                    continue
-                if isinstance(rec, dict):
-                    out["metrics"].append(rec)
-        except (AccessError, OSError) as err:
-            out["errors"].append(f"metrics.jsonl: {err}")
-    results = run / "results.json"
-    if results.is_file():
-        try:
-            out["results"] = _read_json(root_p, results)
-        except (ValueError, OSError) as err:
-            out["errors"].append(f"results.json: {err}")
-    weights = run / "model.safetensors"
-    if weights.is_file():
-        try:
-            inside(root_p, weights)
-            out["has_final"] = True
-        except AccessError as err:
-            out["errors"].append(str(err))
-    ckpts = run / "checkpoints"
-    if ckpts.is_dir():
-        for p in sorted(ckpts.iterdir()):
-            if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit() and (p / "model.safetensors").is_file():
-                try:
-                    inside(root_p, p)
-                except AccessError:
-                    continue
-                out["checkpoints"].append(p.name)
-    probes_dir = run / "probes"
-    if probes_dir.is_dir():
-        for p in sorted(probes_dir.iterdir()):
-            if (p / "results.json").is_file():
-                try:
-                    inside(root_p, p / "results.json")
-                except AccessError:
-                    continue
-                out["probe_tags"].append(p.name)
-    if out["config"] is not None:
-        from gpt_model.data import run_treebank_dir
+        errors.append(f"{CONFIG_FILE} is unreadable or invalid: {err}")
+        return None
 
-        tb = run_treebank_dir(out["config"], run)
-        if tb is not None:
+
+def _read_metrics(root: Path, rd: RunDir, errors: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """The metrics records, and how many lines were not JSON (a run being written, or damaged)."""
+    records: list[dict[str, Any]] = []
+    bad = 0
+    path = rd.metrics_path
+    if not (path.is_file() or path.is_symlink()):
+        return records, bad
+    try:
+        for line in inside(root, path).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
             try:
-                real = inside(root_p, tb)
-                if (real / "probe.conllu").is_file():
-                    out["treebank"] = str(real)
-                if (real / "stats.json").is_file():
-                    out["treebank_stats"] = _read_json(root_p, real / "stats.json")
-            except (AccessError, ValueError, OSError):
-                pass  # a treebank outside the root is not read: the sample is generated instead
-    return out
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+    except (AccessError, OSError, UnicodeDecodeError) as err:
+        errors.append(f"{path.name}: {err}")
+    return records, bad
+
+
+def _checkpoint_names(root: Path, rd: RunDir) -> list[str]:
+    """The run's complete checkpoints that hold weights and lie inside the root, oldest first."""
+    names = []
+    for _step, path in rd.checkpoints():
+        if not (path / WEIGHTS_FILE).is_file():
+            continue
+        try:
+            inside(root, path)
+        except AccessError:
+            continue
+        names.append(path.name)
+    return names
+
+
+def _probe_tags(root: Path, rd: RunDir) -> list[str]:
+    """The model tags under RUN/probes with a results file inside the root."""
+    from probes.report import RESULTS_FILE
+
+    tags = []
+    if rd.probes_dir.is_dir():
+        for p in sorted(rd.probes_dir.iterdir()):
+            if (p / RESULTS_FILE).is_file():
+                try:
+                    inside(root, p / RESULTS_FILE)
+                except AccessError:
+                    continue
+                tags.append(p.name)
+    return tags
+
+
+def _treebank(root: Path, rd: RunDir, config: dict[str, Any]) -> tuple[str | None, Any]:
+    """(the run's treebank directory when its probe split is readable, its stats) — both None
+    when the treebank lies outside the root: the sample is generated instead."""
+    from corpus.treebank import STATS_FILE, split_file
+
+    tb = rd.treebank_dir(config)
+    treebank = stats = None
+    if tb is not None:
+        try:
+            real = inside(root, tb)
+            if (real / split_file("probe")).is_file():
+                treebank = str(real)
+            if (real / STATS_FILE).is_file():
+                stats = _read_json(root, real / STATS_FILE)
+        except (AccessError, ValueError, OSError):
+            pass
+    return treebank, stats
 
 
 def entropy_floor(summary: dict[str, Any]) -> tuple[float | None, str]:
@@ -230,16 +270,16 @@ def weight_label(which: str, summary: dict[str, Any] | None = None) -> str:
     if which == INIT:
         seed = ((summary or {}).get("config") or {}).get("train", {}).get("seed", 0)
         return f"initialisation (step 0, rebuilt from train.seed={seed})"
-    if which.startswith("step_"):
-        return f"checkpoint step {int(which[5:])}"
-    return which
+    step = parse_checkpoint_name(which)
+    return which if step is None else f"checkpoint step {step}"
 
 
 def weight_step(which: str, summary: dict[str, Any]) -> int:
     if which == INIT:
         return 0
-    if which.startswith("step_"):
-        return int(which[5:])
+    step = parse_checkpoint_name(which)
+    if step is not None:
+        return step
     steps = [r.get("step") for r in summary.get("metrics", []) if isinstance(r.get("step"), int)]
     return max(steps, default=10**9)
 
@@ -254,8 +294,7 @@ class ModelRef:
 
     @staticmethod
     def run(run: Path, which: str, label: str | None = None) -> "ModelRef":
-        w = run / ("model.safetensors" if which == FINAL else f"checkpoints/{which}/model.safetensors")
-        sig = _mtime(w) if which != INIT else _mtime(run / "config.json")
+        sig = _mtime(RunDir(run).config_path) if which == INIT else _mtime(weights_dir(run, which) / WEIGHTS_FILE)
         return ModelRef(f"run|{run}|{which}|{sig}", label or f"{run.name} ({weight_label(which)})")
 
     @staticmethod
@@ -271,10 +310,21 @@ class ModelRef:
 def gpt2_spec(value: str) -> str:
     """A hooks spec for the configured GPT-2: our GPT holding its weights unless a backend
     prefix is given (the logit lens needs our GPT's ln_final / unembed)."""
-    prefix, sep, _ = value.partition(":")
-    if sep and prefix in ("gpt2", "tl", "nnsight"):
-        return value
-    return f"gpt2:{value}"
+    from hooks.spec import Spec, parse_spec
+
+    spec = parse_spec(value)
+    return str(spec if not spec.is_native else Spec("gpt2", str(value).strip()))
+
+
+def weights_dir(run: Path, which: str) -> Path:
+    """The directory ``hooks.load`` reads for weights ``which`` (not ``init``): the run itself for
+    the final weights, else the checkpoint directory of that name (AccessError for any other)."""
+    if which == FINAL:
+        return run
+    check_name(which, "checkpoint")
+    if parse_checkpoint_name(which) is None:
+        raise AccessError(f"refused: {which!r} is not a checkpoint directory name (step_N)")
+    return RunDir(run).checkpoints_dir / which
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
@@ -295,28 +345,25 @@ def load_backend(key: str) -> Any:
         return random_init_twin(base, TWIN_SEED, name=f"{path.name}+random-init")
     if kind != "run":
         raise ValueError(f"unknown model key {key!r}")
-    if which == FINAL:
-        return hooks.load(str(path))
     if which == INIT:
         return _init_backend(path)
-    return hooks.load(str(path / "checkpoints" / check_name(which, "checkpoint")))
+    return hooks.load(str(weights_dir(path, which)))
 
 
 def check_model_files(run: Path, which: str) -> None:
     """The files a model load reads (config, weights, tokenizer) must lie inside the run
     directory: a symlink pointing elsewhere is refused (AccessError)."""
-    files = [run / "config.json"]
+    rd = RunDir(run)
+    files = [rd.config_path]
     if which == FINAL:
-        files.append(run / "model.safetensors")
+        files.append(rd.weights_path)
     elif which != INIT:
-        ckpt = run / "checkpoints" / check_name(which, "checkpoint")
-        files += [ckpt, ckpt / "config.json", ckpt / "model.safetensors"]
+        ckpt = weights_dir(run, which)
+        files += [ckpt, ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE]
     for f in files:
         inside(run, f, "the run directory")
-    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    rel = (config.get("tokenizer") or {}).get("path")
-    if rel:
-        tok = run / rel
+    tok = rd.tokenizer_path(rd.read_config())
+    if tok is not None:
         inside(run, tok, "the run directory")
         if tok.is_dir():
             for f in tok.iterdir():
@@ -411,14 +458,16 @@ def corpus_sample(root: str, name: str, sig: tuple[float, ...], n: int) -> dict[
         try:
             from corpus import iter_conllu
 
+            from corpus.treebank import split_file
+
             sentences = []
-            path = inside(Path(root), Path(summary["treebank"]) / "probe.conllu")
+            path = inside(Path(root), Path(summary["treebank"]) / split_file("probe"))
             for s in iter_conllu(path):
                 if 0 < len(s.words) < context:
                     sentences.append(s)
                 if len(sentences) >= n:
                     break
-            source = f"probe split of the run's treebank ({Path(summary['treebank']).name}/probe.conllu)"
+            source = f"probe split of the run's treebank ({path.parent.name}/{path.name})"
         except Exception:  # noqa: BLE001 - fall back to generated sentences
             sentences = None
     if not sentences:
@@ -521,14 +570,15 @@ def drift_analysis(key_a: str, key_b: str, sentences: tuple[tuple[str, ...], ...
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def probe_results(root: str, name: str, tag: str, sig: tuple[float, ...]) -> dict[str, Any]:
-    """runs/NAME/probes/TAG/results.json, read with probes.load_results (schema-checked)."""
+def probe_results(root: str, name: str, tag: str, sig: tuple[float, ...]) -> Any:
+    """runs/NAME/probes/TAG/results.json as typed ``probes.ProbeResults`` (read and checked by
+    probes.load_results)."""
     from probes import load_results
+    from probes.report import RESULTS_FILE
 
     check_name(tag, "probe results")
-    run = resolve_run(Path(root), name)
-    path = inside(Path(root), run / "probes" / tag / "results.json")
-    return load_results(path)
+    run = RunDir(resolve_run(Path(root), name))
+    return load_results(inside(Path(root), run.probe_dir(tag) / RESULTS_FILE))
 
 
 def finite(x: Any) -> float | None:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.dashboard import data
+from gpt_model.rundir import CONFIG_FILE, WEIGHTS_FILE, RunDir
 
 CTX_KEY = "_stratascope_ctx"
 SENTENCE_KEY = "_stratascope_sentence"
@@ -55,7 +56,7 @@ def default_run(root: Path, runs: list[str]) -> int:
     if "demo" in runs:
         return runs.index("demo")
     for i, name in enumerate(runs):
-        if (Path(root) / name / "model.safetensors").is_file():
+        if RunDir(Path(root) / name).has_final_weights():
             return i
     return 0
 
@@ -117,10 +118,10 @@ def current(need_model: bool = False) -> RunContext:
         st.stop()
     if need_model:
         if ctx.summary["config"] is None:
-            st.error(f"Run `{ctx.name}` has no usable config.json: " + "; ".join(ctx.summary["errors"]))
+            st.error(f"Run `{ctx.name}` has no usable {CONFIG_FILE}: " + "; ".join(ctx.summary["errors"]))
             st.stop()
         if ctx.weights is None:
-            st.warning(f"Run `{ctx.name}` has no weights yet (no model.safetensors and no checkpoint).")
+            st.warning(f"Run `{ctx.name}` has no weights yet (no {WEIGHTS_FILE} and no checkpoint).")
             st.stop()
     return ctx
 

@@ -61,7 +61,7 @@ def same_sentences(ctx: ui.RunContext, refs: list[tuple[str, data.ModelRef]]) ->
             info = data.model_info(ref.key)
             results[name] = data.sample_analysis(ref.key, sentences, pairs)
             rows.append({"model": name, "name": info["name"], "backend": info["backend"], "blocks": info["n_layer"],
-                         "heads": info["n_head"], "d_model": info["d_model"], "vocabulary": info["d_vocab"],
+                         "heads": info["n_head"], "d_model": info["d_model"], "vocabulary": info["vocab_size"],
                          "words in the sample": results[name]["n_words"]})
     if not results:
         return
@@ -116,7 +116,7 @@ def same_tasks(ctx: ui.RunContext) -> None:
     tag = st.selectbox("Results", s["probe_tags"], key="compare_tag")
     results = None
     with ui.guard("Reading the probing results"):
-        results = data.probe_results(ctx.root, ctx.name, tag, ctx.sig)
+        results = data.probe_results(ctx.root, ctx.name, tag, ctx.sig).to_dict()
     if results is None:
         return
     roles = {m["role"] for m in results["models"]}

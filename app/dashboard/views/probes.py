@@ -3,43 +3,47 @@
 import streamlit as st
 
 from app.dashboard import data, ui
+from probes.results import Interval, ModelResult, ProbeResults
+
+VERDICT_BOX = {True: st.success, False: st.warning, None: st.info}
 
 
-def verdict_box(model: dict) -> None:
-    v = model.get("verdict") or {}
-    holds = v.get("holds")
-    text = f"**{model['tag']}** ({model['role'].replace('_', '-')}): hierarchy "
-    text += {True: "HOLDS", False: "DOES NOT HOLD", None: "INCOMPLETE"}[holds] + f" — {v.get('message', '')}"
-    {True: st.success, False: st.warning, None: st.info}[holds](text)
+def verdict_box(model: ModelResult) -> None:
+    v = model.verdict
+    text = f"**{model.tag}** ({model.role.replace('_', '-')}): hierarchy {v.status.upper()} — {v.message}"
+    VERDICT_BOX[v.holds](text)
 
 
-def task_rows(results: dict, model: dict) -> list[dict]:
+def task_rows(results: ProbeResults, model: ModelResult) -> list[dict]:
     rows = []
-    for t in results["tasks"]:
-        r = model["tasks"].get(t["name"])
+    for t in results.tasks:
+        r = model.tasks.get(t.name)
         if r is None:
             continue
-        if r.get("skipped"):
-            rows.append({"task": t["name"], "level": t["level"], "metric": "skipped: " + r["skipped"]})
+        if r.skipped is not None:
+            rows.append({"task": t.name, "level": t.level, "metric": "skipped: " + r.skipped})
             continue
-        peak = r["layers"][r["peak_layer"]]
-        e = r.get("expected_layer") or {}
-        mdl = peak.get("mdl") or {}
-        ci = peak.get("ci") or [None, None]
+        peak = r.peak
+        e = r.expected_layer
         rows.append({
-            "task": t["name"], "level": t["level"], "metric": r["metric"], "peak layer": r["peak_layer"],
-            "peak score": peak["score"], "95% CI": f"[{_n(ci[0])}, {_n(ci[1])}]",
-            "layer 0": r["layer0_score"], "baseline": r["baseline"]["score"],
-            "selectivity at peak": peak.get("selectivity"),
-            "expected layer": e.get("anchored"), "E[ℓ] (Tenney)": e.get("tenney"),
-            "MDL compression": mdl.get("compression"), "MDL control": mdl.get("control_compression"),
-            "lexical": bool(r.get("lexical")),
+            "task": t.name, "level": t.level, "metric": r.metric, "peak layer": r.peak_layer,
+            "peak score": peak.score, "95% CI": _interval(peak.ci),
+            "layer 0": r.layer0_score, "baseline": r.baseline.score if r.baseline else None,
+            "selectivity at peak": peak.selectivity,
+            "expected layer": e and e.anchored, "E[ℓ] (Tenney)": e and e.tenney,
+            "MDL compression": peak.mdl and peak.mdl.compression,
+            "MDL control": peak.mdl and peak.mdl.control_compression,
+            "lexical": r.lexical,
         })
     return rows
 
 
 def _n(x) -> str:
     return "–" if x is None else f"{x:.3f}"
+
+
+def _interval(ci: Interval) -> str:
+    return f"[{_n(ci.low)}, {_n(ci.high)}]"
 
 
 def render() -> None:
@@ -57,20 +61,18 @@ def render() -> None:
         results = data.probe_results(ctx.root, ctx.name, tag, ctx.sig)
     if results is None:
         return
-    d = results.get("data", {})
-    st.caption(f"{d.get('n_sentences')} sentences, {d.get('n_words')} words from `{d.get('path', '?')}`; "
-               f"test sentences {d.get('split_sentences', {}).get('test')}; "
-               f"{results.get('config', {}).get('n_bootstrap')} bootstrap resamples. Models: "
-               + ", ".join(f"`{m['tag']}` ({m['role'].replace('_', '-')})" for m in results["models"]) + ".")
+    d = results.data
+    st.caption(f"{d.n_sentences} sentences, {d.n_words} words from `{d.path or '?'}`; "
+               f"test sentences {d.split_sentences.get('test')}; "
+               f"{results.config.n_bootstrap} bootstrap resamples. Models: "
+               + ", ".join(f"`{m.tag}` ({m.role.replace('_', '-')})" for m in results.models) + ".")
     st.header("Hierarchy verdict")
-    for m in results["models"]:
+    for m in results.models:
         verdict_box(m)
-    main = results["models"][0]
-    levels = (main.get("verdict") or {}).get("levels") or {}
+    levels = results.main.verdict.levels
     if levels:
-        ui.dataframe([{"level": lv, "tasks": ", ".join(x.get("tasks", [])), "mean expected layer": x.get("mean"),
-                       "95% CI": f"[{_n((x.get('ci') or [None, None])[0])}, {_n((x.get('ci') or [None, None])[1])}]"}
-                      for lv, x in levels.items()], key="probes_levels")
+        ui.dataframe([{"level": lv, "tasks": ", ".join(x.tasks), "mean expected layer": x.mean,
+                       "95% CI": _interval(x.ci)} for lv, x in levels.items()], key="probes_levels")
     with ui.guard("Drawing the probing figures"):
         from probes.report import figures
 
@@ -95,8 +97,8 @@ def render() -> None:
                    "transmit with the probe; dotted: the control task.")
         ui.plot(figs["mdl"], key="probes_mdl", own_theme=True)
     st.header("Tasks")
-    which = st.selectbox("Model", [m["tag"] for m in results["models"]], key="probes_model")
-    model = next(m for m in results["models"] if m["tag"] == which)
+    which = st.selectbox("Model", [m.tag for m in results.models], key="probes_model")
+    model = next(m for m in results.models if m.tag == which)
     ui.dataframe(task_rows(results, model), key="probes_tasks")
 
 

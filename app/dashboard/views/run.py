@@ -55,14 +55,8 @@ def model_card(ctx: ui.RunContext) -> None:
         st.json({k: v for k, v in config.items() if k != "model"}, expanded=False)
 
 
-def training(ctx: ui.RunContext) -> None:
-    s = ctx.summary
-    st.header("Training")
-    rows = s["metrics"]
-    if s["bad_metric_lines"]:
-        st.warning(f"metrics.jsonl: {s['bad_metric_lines']} unreadable line(s) skipped")
-    floor, floor_src = data.entropy_floor(s)
-    res = s.get("results") or {}
+def headline_metrics(res: dict, floor: float | None, floor_src: str) -> None:
+    """The final numbers of results.json: validation loss against the floor, agreement, speed."""
     cols = st.columns(5)
     val_loss = data.finite(res.get("val_loss"))
     cols[0].metric("validation loss", "–" if val_loss is None else f"{val_loss:.4f}")
@@ -76,6 +70,45 @@ def training(ctx: ui.RunContext) -> None:
                    help="minimal pairs whose subject and verb are separated by an attractor")
     tps = data.finite(res.get("train_tokens_per_s"))
     cols[4].metric("tokens/s", "–" if tps is None else f"{tps:,.0f}")
+
+
+def performance_charts(train: list[dict]) -> None:
+    """Throughput (and MFU where known), learning rate and gradient norm over the logged steps."""
+    perf = [r for r in train if data.finite(r.get("tokens_per_s")) is not None]
+    if perf:
+        has_mfu = any(data.finite(r.get("mfu")) is not None for r in perf)
+        fig = make_subplots(specs=[[{"secondary_y": has_mfu}]])
+        fig.add_trace(go.Scatter(x=[r["step"] for r in perf], y=[r["tokens_per_s"] for r in perf], mode="lines",
+                                 name="tokens/s"), secondary_y=False)
+        if has_mfu:
+            fig.add_trace(go.Scatter(x=[r["step"] for r in perf], y=[100 * (r.get("mfu") or 0) for r in perf],
+                                     mode="lines", name="MFU %"), secondary_y=True)
+            fig.update_yaxes(title_text="MFU (%)", secondary_y=True)
+        fig.update_yaxes(title_text="tokens / s", secondary_y=False)
+        fig.update_layout(title="Throughput (training tokens per second between logs)", xaxis_title="step",
+                          template="plotly_white", height=320)
+        ui.plot(fig, key="throughput")
+    opt = [r for r in train if data.finite(r.get("lr")) is not None]
+    if opt:
+        fig = make_subplots(specs=[[{"secondary_y": True}]])
+        fig.add_trace(go.Scatter(x=[r["step"] for r in opt], y=[r["lr"] for r in opt], mode="lines",
+                                 name="learning rate"), secondary_y=False)
+        fig.add_trace(go.Scatter(x=[r["step"] for r in opt], y=[r.get("grad_norm") for r in opt], mode="lines",
+                                 name="gradient norm (before clipping)"), secondary_y=True)
+        fig.update_layout(title="Learning rate and gradient norm", xaxis_title="step", template="plotly_white",
+                          height=300)
+        ui.plot(fig, key="optimizer")
+
+
+def training(ctx: ui.RunContext) -> None:
+    s = ctx.summary
+    st.header("Training")
+    rows = s["metrics"]
+    if s["bad_metric_lines"]:
+        st.warning(f"metrics.jsonl: {s['bad_metric_lines']} unreadable line(s) skipped")
+    floor, floor_src = data.entropy_floor(s)
+    res = s.get("results") or {}
+    headline_metrics(res, floor, floor_src)
     train = [r for r in rows if isinstance(r.get("step"), int) and data.finite(r.get("train_loss")) is not None
              and not r.get("skipped") and "event" not in r]
     val = [r for r in rows if isinstance(r.get("step"), int) and data.finite(r.get("val_loss")) is not None
@@ -107,30 +140,7 @@ def training(ctx: ui.RunContext) -> None:
                       legend={"orientation": "h", "y": -0.2})
     ui.plot(fig, key="loss_curves")
 
-    perf = [r for r in train if data.finite(r.get("tokens_per_s")) is not None]
-    if perf:
-        has_mfu = any(data.finite(r.get("mfu")) is not None for r in perf)
-        fig = make_subplots(specs=[[{"secondary_y": has_mfu}]])
-        fig.add_trace(go.Scatter(x=[r["step"] for r in perf], y=[r["tokens_per_s"] for r in perf], mode="lines",
-                                 name="tokens/s"), secondary_y=False)
-        if has_mfu:
-            fig.add_trace(go.Scatter(x=[r["step"] for r in perf], y=[100 * (r.get("mfu") or 0) for r in perf],
-                                     mode="lines", name="MFU %"), secondary_y=True)
-            fig.update_yaxes(title_text="MFU (%)", secondary_y=True)
-        fig.update_yaxes(title_text="tokens / s", secondary_y=False)
-        fig.update_layout(title="Throughput (training tokens per second between logs)", xaxis_title="step",
-                          template="plotly_white", height=320)
-        ui.plot(fig, key="throughput")
-    opt = [r for r in train if data.finite(r.get("lr")) is not None]
-    if opt:
-        fig = make_subplots(specs=[[{"secondary_y": True}]])
-        fig.add_trace(go.Scatter(x=[r["step"] for r in opt], y=[r["lr"] for r in opt], mode="lines",
-                                 name="learning rate"), secondary_y=False)
-        fig.add_trace(go.Scatter(x=[r["step"] for r in opt], y=[r.get("grad_norm") for r in opt], mode="lines",
-                                 name="gradient norm (before clipping)"), secondary_y=True)
-        fig.update_layout(title="Learning rate and gradient norm", xaxis_title="step", template="plotly_white",
-                          height=300)
-        ui.plot(fig, key="optimizer")
+    performance_charts(train)
     events = [r for r in rows if "event" in r and r["event"] != "final"]
     if events:
         with st.expander(f"events ({len(events)})"):

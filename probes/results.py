@@ -1,0 +1,764 @@
+"""The results of a probing run as typed objects, and their JSON form (results.json).
+
+    results = probes.probe(...)                      # ProbeResults
+    results.models[0].tasks["upos"].layers[3].score  # test accuracy at layer 3
+    results.to_dict()                                # what results.json holds
+    ProbeResults.from_dict(data)                     # checked: ValueError naming the bad field
+
+``ProbeResults`` → ``ModelResult`` per model (the main model, its random-init twin, compared
+models) → ``TaskResult`` per task → ``LayerScore`` per layer 0..n_layer, with its interval
+(``Interval``), control task and selectivity (``ControlScore``), MDL codelength (``MDLScore``)
+and subset scores (``GroupScore``); per task also the baseline, the cumulative scores and the
+expected layer; per model the hierarchy ``Verdict``. ``to_dict`` writes the keys documented in
+docs/probes.md (schema ``SCHEMA``); ``from_dict`` reads them back and refuses another schema, a
+missing field or a mistyped one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from probes.config import EXECUTION_SETTINGS, ProbeConfig
+from probes.depth import verdict_status
+
+SCHEMA = "stratascope.probes/1"
+ROLES = ("model", "random_init", "compare")
+
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+_OPT_INT = (int, type(None))
+
+
+# ----------------------------------------------------------------------------- reading JSON
+class _Fields:
+    """A JSON object being read, with its place in the file for error messages."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+        self.data, self.where = data, where
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def at(self, key: str) -> str:
+        """Where the field ``key`` is: ``where.key`` (or ``where['odd key']``)."""
+        return f"{self.where}.{key}" if key.isidentifier() else f"{self.where}[{key!r}]"
+
+    def get(self, key: str, typ: type | tuple[type, ...], *, required: bool = True, default: Any = None) -> Any:
+        if key not in self.data:
+            if required:
+                raise ValueError(f"{self.where}: missing field {key!r}")
+            return default
+        value = self.data[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if isinstance(value, bool) and bool not in types:
+            raise ValueError(f"{self.at(key)}: expected {_type_name(types)}, got a boolean")
+        if not isinstance(value, types):
+            raise ValueError(f"{self.at(key)}: expected {_type_name(types)}, got {type(value).__name__}")
+        return value
+
+    def sub(self, key: str) -> "_Fields":
+        return _Fields(self.get(key, dict), self.at(key))
+
+    def interval(self, key: str) -> "Interval":
+        return Interval.from_list(self.get(key, list), self.at(key))
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object",
+             bool: "a boolean", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def number(x: Any) -> float | None:
+    """A score as results.json holds it: a float, or None (null) where undefined (NaN, ±inf)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    """Add an optional key (absent when None)."""
+    if value is not None:
+        out[key] = value
+
+
+# ----------------------------------------------------------------------------- layer scores
+class Interval(NamedTuple):
+    """A percentile bootstrap interval; None where undefined. JSON: [low, high]."""
+
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, pair: Any) -> "Interval":
+        """From a computed [low, high] (numpy), non-finite ends as None."""
+        return cls(number(pair[0]), number(pair[1]))
+
+    @classmethod
+    def from_list(cls, value: Any, where: str) -> "Interval":
+        if not (isinstance(value, list) and len(value) == 2
+                and all(isinstance(x, _OPT_NUM) and not isinstance(x, bool) for x in value)):
+            raise ValueError(f"{where}: expected an interval [low, high], got {value!r}")
+        return cls(value[0], value[1])
+
+    def to_list(self) -> list[float | None]:
+        return [self.low, self.high]
+
+
+@dataclass
+class ControlScore:
+    """The Hewitt & Liang control task at one layer (categorical tasks)."""
+
+    score: float | None
+    ci: Interval
+    selectivity: float | None  # task score − control score
+    selectivity_ci: Interval
+    lam: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"control": self.score, "control_ci": self.ci.to_list(), "selectivity": self.selectivity,
+               "selectivity_ci": self.selectivity_ci.to_list()}
+        _put(out, "control_lambda", self.lam)
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "ControlScore":
+        return cls(f.get("control", _OPT_NUM), f.interval("control_ci"), f.get("selectivity", _OPT_NUM),
+                   f.interval("selectivity_ci"), f.get("control_lambda", _OPT_NUM, required=False))
+
+
+@dataclass
+class MDLScore:
+    """Online codelength of the labels at one layer (categorical tasks), and of the control's."""
+
+    codelength_bits: float
+    uniform_bits: float
+    compression: float | None
+    control_codelength_bits: float | None = None
+    control_compression: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"codelength_bits": self.codelength_bits, "uniform_bits": self.uniform_bits,
+               "compression": self.compression}
+        if self.control_codelength_bits is not None:
+            out.update(control_codelength_bits=self.control_codelength_bits,
+                       control_compression=self.control_compression)
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "MDLScore":
+        return cls(f.get("codelength_bits", _NUM), f.get("uniform_bits", _NUM), f.get("compression", _OPT_NUM),
+                   f.get("control_codelength_bits", _OPT_NUM, required=False),
+                   f.get("control_compression", _OPT_NUM, required=False))
+
+
+@dataclass
+class GroupScore:
+    """The score on a subset of the test words (e.g. verbs with an attractor)."""
+
+    score: float | None
+    ci: Interval
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "ci": self.ci.to_list(), "n": self.n}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "GroupScore":
+        return cls(f.get("score", _OPT_NUM), f.interval("ci"), f.get("n", int))
+
+
+@dataclass
+class LayerScore:
+    """One layer's probe: test score with its interval and the λ chosen on validation."""
+
+    layer: int
+    score: float | None
+    ci: Interval
+    lam: float
+    control: ControlScore | None = None
+    spearman: float | None = None  # ordinal tasks
+    mdl: MDLScore | None = None
+    groups: dict[str, GroupScore] | None = None
+
+    @property
+    def selectivity(self) -> float | None:
+        return None if self.control is None else self.control.selectivity
+
+    @property
+    def selectivity_ci(self) -> Interval | None:
+        return None if self.control is None else self.control.selectivity_ci
+
+    def to_dict(self, *, ordinal: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"layer": self.layer, "score": self.score, "ci": self.ci.to_list(), "lambda": self.lam}
+        if self.control is not None:
+            out.update(self.control.to_dict())
+        if ordinal:
+            out["spearman"] = self.spearman
+        if self.mdl is not None:
+            out["mdl"] = self.mdl.to_dict()
+        if self.groups is not None:
+            out["groups"] = {name: g.to_dict() for name, g in self.groups.items()}
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "LayerScore":
+        groups = None
+        if f.has("groups"):
+            g = f.sub("groups")
+            groups = {name: GroupScore.from_fields(g.sub(name)) for name in g.data}
+        return cls(f.get("layer", int), f.get("score", _OPT_NUM), f.interval("ci"), f.get("lambda", _NUM),
+                   ControlScore.from_fields(f) if f.has("control") else None,
+                   f.get("spearman", _OPT_NUM, required=False),
+                   MDLScore.from_fields(f.sub("mdl")) if f.has("mdl") else None, groups)
+
+
+# ----------------------------------------------------------------------------- task results
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task as results.json records it."""
+
+    name: str
+    level: str
+    kind: str
+    description: str
+
+    @property
+    def categorical(self) -> bool:
+        return self.kind == "categorical"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "TaskInfo":
+        return cls(f.get("name", str), f.get("level", str), f.get("kind", str), f.get("description", str))
+
+
+@dataclass
+class Baseline:
+    """What a probe that sees nothing scores: the majority class, or the training mean (R²)."""
+
+    name: str  # "majority" | "train mean"
+    score: float | None
+    ci: Interval
+    label: str | None = None  # the majority class
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        _put(out, "class", self.label)
+        out.update(score=self.score, ci=self.ci.to_list())
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "Baseline":
+        return cls(f.get("name", str), f.get("score", _OPT_NUM), f.interval("ci"),
+                   f.get("class", _OPT_STR, required=False))
+
+
+@dataclass
+class CumulativeScore:
+    """The test score of the probe on layers 0..layer side by side."""
+
+    layer: int
+    score: float | None
+    ci: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "score": self.score, "ci": self.ci.to_list()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "CumulativeScore":
+        return cls(f.get("layer", int), f.get("score", _OPT_NUM), f.interval("ci"))
+
+
+@dataclass
+class CumulativeFeatures:
+    """What the cumulative probes saw: ``per_layer`` features of each layer (PCA-``reduced`` or
+    all of them), and the one λ of the logistic ones."""
+
+    per_layer: int
+    reduced: bool
+    lam: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"per_layer": self.per_layer, "reduced": self.reduced}
+        _put(out, "lambda", self.lam)
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "CumulativeFeatures":
+        return cls(f.get("per_layer", int), f.get("reduced", bool), f.get("lambda", _OPT_NUM, required=False))
+
+
+@dataclass
+class ExpectedLayer:
+    """Expected layers from the cumulative scores (probes.depth), absolute and relative to depth."""
+
+    anchored: float | None
+    anchored_ci: Interval
+    tenney: float | None
+    tenney_ci: Interval
+    relative: float | None = None
+    tenney_relative: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"anchored": self.anchored, "anchored_ci": self.anchored_ci.to_list(), "tenney": self.tenney,
+                "tenney_ci": self.tenney_ci.to_list(), "relative": self.relative,
+                "tenney_relative": self.tenney_relative}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "ExpectedLayer":
+        return cls(f.get("anchored", _OPT_NUM), f.interval("anchored_ci"), f.get("tenney", _OPT_NUM),
+                   f.interval("tenney_ci"), f.get("relative", _OPT_NUM, required=False),
+                   f.get("tenney_relative", _OPT_NUM, required=False))
+
+    def get(self, kind: str) -> float | None:
+        """The expected layer of ``kind`` ("anchored" or "tenney")."""
+        return {"anchored": self.anchored, "tenney": self.tenney}[kind]
+
+
+@dataclass
+class TaskResult:
+    """One task on one model: a score per layer with its controls, or the reason it was skipped."""
+
+    info: TaskInfo
+    metric: str  # "accuracy" | "r2"
+    n_words: dict[str, int]  # train / val / test
+    n_classes: int | None = None
+    classes: list[str] | None = None
+    skipped: str | None = None
+    baseline: Baseline | None = None
+    layers: list[LayerScore] = field(default_factory=list)
+    peak_layer: int = 0
+    peak_score: float | None = None
+    layer0_score: float | None = None
+    lexical: bool = False
+    cumulative: list[CumulativeScore] | None = None
+    cumulative_features: CumulativeFeatures | None = None
+    expected_layer: ExpectedLayer | None = None
+    fit_s: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def peak(self) -> LayerScore:
+        return self.layers[self.peak_layer]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.info.to_dict(), "metric": self.metric, "n_words": dict(self.n_words)}
+        if self.n_classes is not None:
+            out.update(n_classes=self.n_classes, classes=list(self.classes or []))
+        if self.skipped is not None:
+            out["skipped"] = self.skipped
+        else:
+            ordinal = not self.info.categorical
+            out.update(baseline=self.baseline.to_dict() if self.baseline else None,
+                       layers=[x.to_dict(ordinal=ordinal) for x in self.layers], peak_layer=self.peak_layer,
+                       peak_score=self.peak_score, layer0_score=self.layer0_score, lexical=self.lexical)
+            if self.cumulative is not None:
+                out["cumulative"] = [c.to_dict() for c in self.cumulative]
+                out["cumulative_features"] = self.cumulative_features.to_dict() if self.cumulative_features else None
+            out["expected_layer"] = self.expected_layer.to_dict() if self.expected_layer else {}
+        _put(out, "fit_s", self.fit_s)
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields, n_layer: int) -> "TaskResult":
+        head = dict(info=TaskInfo.from_fields(f), metric=f.get("metric", str, required=False, default=""),
+                    n_words=f.get("n_words", dict, required=False, default={}),
+                    n_classes=f.get("n_classes", _OPT_INT, required=False),
+                    classes=f.get("classes", list, required=False), fit_s=f.get("fit_s", _OPT_NUM, required=False))
+        skipped = f.get("skipped", _OPT_STR, required=False)
+        if skipped:
+            return cls(**head, skipped=skipped)
+        head["metric"] = f.get("metric", str)
+        head["n_words"] = f.get("n_words", dict)
+        layers = [LayerScore.from_fields(_Fields(x, f"{f.at('layers')}[{k}]")) for k, x in
+                  enumerate(f.get("layers", list))]
+        if len(layers) != n_layer + 1:
+            raise ValueError(f"{f.at('layers')}: {len(layers)} entries for {n_layer} layers + embeddings")
+        cumulative, features = None, None
+        if f.has("cumulative"):
+            cumulative = [CumulativeScore.from_fields(_Fields(x, f"{f.at('cumulative')}[{k}]"))
+                          for k, x in enumerate(f.get("cumulative", list))]
+            if len(cumulative) != n_layer + 1:
+                raise ValueError(f"{f.at('cumulative')}: wrong length")
+            features = CumulativeFeatures.from_fields(f.sub("cumulative_features"))
+        expected = f.sub("expected_layer")
+        return cls(**head, baseline=Baseline.from_fields(f.sub("baseline")), layers=layers,
+                   peak_layer=f.get("peak_layer", int), peak_score=f.get("peak_score", _OPT_NUM),
+                   layer0_score=f.get("layer0_score", _OPT_NUM), lexical=f.get("lexical", bool),
+                   cumulative=cumulative, cumulative_features=features,
+                   expected_layer=ExpectedLayer.from_fields(expected) if expected.data or cumulative else None)
+
+
+# ----------------------------------------------------------------------------- verdict
+@dataclass
+class LevelMean:
+    """The mean expected layer of one level's tasks."""
+
+    mean: float | None
+    ci: Interval
+    tasks: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "ci": self.ci.to_list(), "tasks": list(self.tasks)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "LevelMean":
+        return cls(f.get("mean", _OPT_NUM), f.interval("ci"), f.get("tasks", list))
+
+
+@dataclass
+class PairOrder:
+    """How often level ``lower`` comes before level ``upper`` across the resamples."""
+
+    lower: str
+    upper: str
+    p_in_order: float
+    difference: float | None
+    difference_ci: Interval
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lower": self.lower, "upper": self.upper, "p_in_order": self.p_in_order,
+                "difference": self.difference, "difference_ci": self.difference_ci.to_list(), "ok": self.ok}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "PairOrder":
+        return cls(f.get("lower", str), f.get("upper", str), f.get("p_in_order", _NUM),
+                   f.get("difference", _OPT_NUM), f.interval("difference_ci"), f.get("ok", bool))
+
+
+@dataclass
+class Verdict:
+    """The early < middle < late verdict of one model (``probes.depth.hierarchy_verdict``)."""
+
+    holds: bool | None  # None: a level has no task with a defined expected layer
+    message: str
+    threshold: float
+    expected: str  # which expected layer it used
+    levels: dict[str, LevelMean] = field(default_factory=dict)
+    pairs: list[PairOrder] = field(default_factory=list)
+    failing: list[PairOrder] = field(default_factory=list)
+    p_order: float | None = None
+
+    @property
+    def status(self) -> str:
+        """"holds", "does not hold" or "incomplete"."""
+        return verdict_status(self.holds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "levels": {lv: x.to_dict() for lv, x in self.levels.items()},
+                "pairs": [p.to_dict() for p in self.pairs], "failing": [p.to_dict() for p in self.failing],
+                "holds": self.holds, "p_order": self.p_order, "message": self.message, "expected": self.expected}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "verdict") -> "Verdict":
+        f = _Fields(data, where)
+        levels = f.sub("levels")
+        pairs = [PairOrder.from_fields(_Fields(p, f"{f.at('pairs')}[{k}]")) for k, p in enumerate(f.get("pairs", list))]
+        failing = [PairOrder.from_fields(_Fields(p, f"{f.at('failing')}[{k}]"))
+                   for k, p in enumerate(f.get("failing", list))]
+        return cls(f.get("holds", (bool, type(None))), f.get("message", str), f.get("threshold", _NUM),
+                   f.get("expected", str), {lv: LevelMean.from_fields(levels.sub(lv)) for lv in levels.data},
+                   pairs, failing, f.get("p_order", _OPT_NUM, required=False))
+
+
+# ----------------------------------------------------------------------------- models
+@dataclass
+class ModelFit:
+    """What ``ProbeSuite.fit`` finds on one model's activations."""
+
+    n_layer: int
+    d_model: int
+    tasks: dict[str, TaskResult]
+    verdict: Verdict
+    timing_s: dict[str, float]
+
+
+@dataclass
+class ModelResult:
+    """One probed model: who it is (``tag``, ``role``, ``spec``, hooks' ``info``) and its fit."""
+
+    tag: str
+    role: str  # one of ROLES
+    spec: str | None
+    info: dict[str, Any]
+    fit: ModelFit
+
+    @property
+    def n_layer(self) -> int:
+        return self.fit.n_layer
+
+    @property
+    def d_model(self) -> int:
+        return self.fit.d_model
+
+    @property
+    def tasks(self) -> dict[str, TaskResult]:
+        return self.fit.tasks
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.fit.verdict
+
+    @property
+    def timing_s(self) -> dict[str, float]:
+        return self.fit.timing_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tag": self.tag, "role": self.role, "spec": self.spec, "info": self.info, "n_layer": self.n_layer,
+                "d_model": self.d_model, "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
+                "verdict": self.verdict.to_dict(), "timing_s": dict(self.timing_s)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, task_names: list[str]) -> "ModelResult":
+        f = _Fields(data, where)
+        role = f.get("role", str)
+        if role not in ROLES:
+            raise ValueError(f"{f.at('role')}: one of {ROLES}, got {role!r}")
+        n_layer = f.get("n_layer", int)
+        tasks_f = f.sub("tasks")
+        tasks = {}
+        for name in task_names:
+            if name not in tasks_f.data:
+                raise ValueError(f"{tasks_f.where}: missing task {name!r}")
+            tasks[name] = TaskResult.from_fields(tasks_f.sub(name), n_layer)
+        verdict = Verdict.from_dict(f.get("verdict", dict), f.at("verdict"))
+        fit = ModelFit(n_layer, f.get("d_model", int), tasks, verdict, f.get("timing_s", dict))
+        return cls(f.get("tag", str), role, f.get("spec", _OPT_STR, required=False), f.get("info", dict), fit)
+
+
+@dataclass
+class ComparisonEntry:
+    """One model's line for one task in the side-by-side comparison."""
+
+    role: str
+    n_layer: int
+    peak_layer: int
+    peak_score: float | None
+    layer0_score: float | None
+    selectivity_at_peak: float | None
+    max_selectivity: float | None
+    expected_layer: float | None
+    expected_layer_tenney: float | None
+    relative_expected_layer: float | None
+
+    @classmethod
+    def of(cls, model: ModelResult, task: TaskResult) -> "ComparisonEntry":
+        e = task.expected_layer
+        selectivities = [x.selectivity for x in task.layers if x.selectivity is not None]
+        return cls(model.role, model.n_layer, task.peak_layer, task.peak_score, task.layer0_score,
+                   task.peak.selectivity, max(selectivities, default=None), e.anchored if e else None,
+                   e.tenney if e else None, e.relative if e else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "ComparisonEntry":
+        return cls(f.get("role", str), f.get("n_layer", int), f.get("peak_layer", int), f.get("peak_score", _OPT_NUM),
+                   f.get("layer0_score", _OPT_NUM), f.get("selectivity_at_peak", _OPT_NUM),
+                   f.get("max_selectivity", _OPT_NUM), f.get("expected_layer", _OPT_NUM),
+                   f.get("expected_layer_tenney", _OPT_NUM), f.get("relative_expected_layer", _OPT_NUM))
+
+
+def comparison_of(models: list[ModelResult]) -> dict[str, dict[str, ComparisonEntry]]:
+    """Per task and model: peak layer and score, selectivity at the peak, expected layers."""
+    out: dict[str, dict[str, ComparisonEntry]] = {}
+    for m in models:
+        for name, t in m.tasks.items():
+            if t.skipped is None:
+                out.setdefault(name, {})[m.tag] = ComparisonEntry.of(m, t)
+    return out
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class UnknownWords:
+    """Words a word-level tokenizer reads as <unk> (``probes.models.unknown_words``)."""
+
+    tokens: int
+    words: int
+    rate: float
+    types: int
+    top: list[tuple[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "words": self.words, "rate": self.rate, "types": self.types,
+                "top": [[w, c] for w, c in self.top]}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "UnknownWords":
+        f = _Fields(data, where)
+        return cls(f.get("tokens", int), f.get("words", int), f.get("rate", _NUM), f.get("types", int),
+                   [(w, c) for w, c in f.get("top", list)])
+
+
+_DATA_KEYS = ("kind", "path", "max_sentences", "n_sentences", "n_words", "split_sentences", "split_words",
+              "n_skipped_too_long", "unknown_words")
+
+
+@dataclass
+class DataInfo:
+    """Where the sentences came from and how they were split. ``extra``: any other keys the
+    caller's ``data_info`` held."""
+
+    n_sentences: int
+    n_words: int
+    split_sentences: dict[str, int]
+    split_words: dict[str, int]
+    n_skipped_too_long: int = 0
+    kind: str | None = None  # "treebank" | "conllu"
+    path: str | None = None
+    max_sentences: int | None = None  # set when the data was cut to its first N sentences
+    unknown_words: dict[str, UnknownWords] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def source(self) -> dict[str, Any]:
+        """kind, path and max_sentences (as ``probes.load_data`` describes them), then ``extra``."""
+        out: dict[str, Any] = {}
+        _put(out, "kind", self.kind)
+        _put(out, "path", self.path)
+        _put(out, "max_sentences", self.max_sentences)
+        return {**out, **self.extra}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.source(), "n_sentences": self.n_sentences, "n_words": self.n_words,
+                "split_sentences": dict(self.split_sentences), "split_words": dict(self.split_words),
+                "n_skipped_too_long": self.n_skipped_too_long,
+                "unknown_words": {tag: u.to_dict() for tag, u in self.unknown_words.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "data") -> "DataInfo":
+        f = _Fields(data, where)
+        unknown = f.get("unknown_words", dict, required=False, default={})
+        return cls(f.get("n_sentences", int), f.get("n_words", int), f.get("split_sentences", dict),
+                   f.get("split_words", dict), f.get("n_skipped_too_long", int),
+                   f.get("kind", _OPT_STR, required=False), f.get("path", _OPT_STR, required=False),
+                   f.get("max_sentences", _OPT_INT, required=False),
+                   {tag: UnknownWords.from_dict(u, f"{where}.unknown_words[{tag!r}]") for tag, u in unknown.items()},
+                   {k: v for k, v in f.data.items() if k not in _DATA_KEYS})
+
+
+# ----------------------------------------------------------------------------- the whole run
+@dataclass
+class ProbeResults:
+    """Everything a probing run found (results.json)."""
+
+    created: str
+    version: str
+    data: DataInfo
+    config: ProbeConfig
+    tasks: list[TaskInfo]
+    models: list[ModelResult]
+    comparison: dict[str, dict[str, ComparisonEntry]]
+    torch_version: str | None = None
+    schema: str = SCHEMA
+
+    @property
+    def main(self) -> ModelResult:
+        return self.models[0]
+
+    @property
+    def verdict(self) -> Verdict:
+        """The main model's verdict."""
+        return self.main.verdict
+
+    def model(self, role: str) -> ModelResult | None:
+        """The first model with this role (e.g. "random_init"), or None."""
+        return next((m for m in self.models if m.role == role), None)
+
+    def settings(self) -> dict[str, Any]:
+        """What the run measured: tasks, data, configuration (not device or threads) and models;
+        two runs with equal settings give equal results."""
+        return run_settings([t.name for t in self.tasks], self.data.source(), self.config,
+                            [(m.role, m.spec) for m in self.models])
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"schema": self.schema, "created": self.created, "version": self.version, "data": self.data.to_dict(),
+               "config": self.config.to_dict(), "tasks": [t.to_dict() for t in self.tasks], "main": self.main.tag,
+               "models": [m.to_dict() for m in self.models], "verdict": self.verdict.to_dict(),
+               "comparison": {task: {tag: c.to_dict() for tag, c in by_model.items()}
+                              for task, by_model in self.comparison.items()}}
+        _put(out, "torch", self.torch_version)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ProbeResults":
+        """Read a results.json dict; ValueError naming the first missing or mistyped field, or a
+        schema other than ``SCHEMA``."""
+        f = _Fields(data, "results")
+        schema = f.get("schema", str)
+        if schema != SCHEMA:
+            raise ValueError(f"results.schema: {schema!r} is not {SCHEMA!r} (not a probing result of this version "
+                             f"of stratascope)")
+        for key in ("created", "version", "main"):
+            f.get(key, str)
+        f.get("verdict", dict)
+        tasks = [TaskInfo.from_fields(_Fields(t, f"results.tasks[{k}]")) for k, t in enumerate(f.get("tasks", list))]
+        names = [t.name for t in tasks]
+        raw_models = f.get("models", list)
+        if not raw_models:
+            raise ValueError("results.models: empty")
+        tags = [m.get("tag") if isinstance(m, dict) else None for m in raw_models]
+        if f.data["main"] != tags[0]:
+            raise ValueError(f"results.main {f.data['main']!r} is not the first of the models {tags}")
+        models = [ModelResult.from_dict(m, f"results.models[{tag!r}]", names) for m, tag in zip(raw_models, tags)]
+        comp = f.sub("comparison")
+        comparison = {task: {tag: ComparisonEntry.from_fields(_Fields(c, f"results.comparison[{task!r}][{tag!r}]"))
+                             for tag, c in _Fields(by_model, f"results.comparison[{task!r}]").data.items()}
+                      for task, by_model in comp.data.items()}
+        return cls(f.data["created"], f.data["version"], DataInfo.from_dict(f.get("data", dict), "results.data"),
+                   ProbeConfig.from_dict(f.get("config", dict), "results.config"), tasks, models, comparison,
+                   f.get("torch", _OPT_STR, required=False), schema)
+
+    @classmethod
+    def coerce(cls, results: "ProbeResults | dict[str, Any]") -> "ProbeResults":
+        """``results`` itself, or read from its dict form."""
+        return results if isinstance(results, ProbeResults) else cls.from_dict(results)
+
+
+def validate(results: ProbeResults | dict[str, Any]) -> None:
+    """Raise ValueError if ``results`` (a results.json dict) does not follow the schema."""
+    ProbeResults.from_dict(results.to_dict() if isinstance(results, ProbeResults) else results)
+
+
+# ----------------------------------------------------------------------------- settings
+def run_settings(tasks: list[str], data_source: dict[str, Any], config: ProbeConfig,
+                 models: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """The settings that decide a run's numbers (see ``ProbeResults.settings``)."""
+    cfg = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_SETTINGS}
+    return {"tasks": list(tasks), "data": dict(data_source), "config": cfg, "models": [list(m) for m in models]}
+
+
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two ``run_settings``, one "what: old → new" per difference."""
+    out = []
+    for section in ("tasks", "models"):
+        if old.get(section) != new.get(section):
+            out.append(f"{section} {_show(old.get(section))} → {_show(new.get(section))}")
+    for section in ("data", "config"):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        for key in dict.fromkeys([*a, *b]):
+            if a.get(key) != b.get(key):
+                out.append(f"{section}.{key} {_show(a.get(key))} → {_show(b.get(key))}")
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return ",".join(value) or "none"
+    if isinstance(value, list) and all(isinstance(x, list) for x in value):  # models: [role, spec]
+        return ",".join("random-init twin" if role == "random_init" else spec or role for role, spec in value)
+    return "unset" if value is None else str(value)

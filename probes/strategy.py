@@ -1,0 +1,312 @@
+"""How one task is probed: its words split into train | val | test (``TaskSplit``), and the two
+kinds of probe (``CategoricalStrategy``: logistic, accuracy, control task, MDL;
+``OrdinalStrategy``: ridge, R², Spearman's ρ).
+
+A strategy fits a probe per layer (λ chosen on validation), the control task's probes, the MDL
+codes and the cumulative probes on layers 0..ℓ (``LayerFits``), and scores predictions on the
+test words with the suite's sentence bootstrap; ``probes.suite`` turns that into a
+``TaskResult``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from probes.config import ProbeConfig
+from probes.fit import (
+    LogisticProbe,
+    RidgePath,
+    Standardizer,
+    auto_threads,
+    fit_logistic,
+    num_threads,
+    select_logistic,
+    select_ridge,
+)
+from probes.mdl import online_codelength
+from probes.metrics import Bootstrap, interval
+from probes.metrics import spearman as spearman_rho
+from probes.results import Baseline, CumulativeFeatures, Interval, number
+from probes.tasks import Task, TaskLabels
+
+
+# ----------------------------------------------------------------------------- the split
+class SplitFeatures(NamedTuple):
+    """A task's features [P, n, d] on its train / validation / test words, standardised."""
+
+    train: Tensor
+    val: Tensor
+    test: Tensor
+
+
+@dataclass
+class TaskSplit:
+    """One task's labelled words, ordered train | val | test by the split of their sentences.
+
+    ``order`` indexes the task's labelled words (``TaskLabels`` rows) in that order; ``y`` holds
+    their labels in that order; ``test_words`` indexes the test words among the labelled words
+    and ``test_sentence`` gives each one's position among the test sentences (the bootstrap's
+    unit)."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    order: np.ndarray
+    y: np.ndarray
+    test_words: np.ndarray
+    test_sentence: np.ndarray
+
+    @classmethod
+    def of(cls, lab: TaskLabels, sentence_split: np.ndarray, test_pos: np.ndarray) -> "TaskSplit":
+        where = sentence_split[lab.sentence] if lab.n else np.zeros(0, dtype=np.int64)
+        idx = [np.nonzero(where == k)[0] for k in range(3)]
+        order = np.concatenate(idx)
+        return cls(len(idx[0]), len(idx[1]), len(idx[2]), order, lab.y[order], idx[2],
+                   test_pos[lab.sentence[idx[2]]])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.y[:self.n_train]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.y[self.n_train + self.n_val:]
+
+    def too_small(self, min_train_words: int) -> str | None:
+        """Why no probe can be fitted on so few words, or None."""
+        if self.n_train < min_train_words or self.n_test == 0 or self.n_val == 0:
+            return f"too few labelled words (train {self.n_train}, val {self.n_val}, test {self.n_test})"
+        return None
+
+    def features(self, X_all: Tensor, lab: TaskLabels) -> SplitFeatures:
+        """The task's rows of ``X_all`` [P, n_words, d] in split order, standardised per layer
+        on the training words."""
+        X = X_all[:, torch.as_tensor(lab.rows[self.order], device=X_all.device)]  # a copy
+        X = Standardizer.fit(X[:, :self.n_train]).apply_(X)  # in place
+        a, b = self.n_train, self.n_train + self.n_val
+        return SplitFeatures(X[:, :a], X[:, a:b], X[:, b:])
+
+
+# ----------------------------------------------------------------------------- fitted probes
+@dataclass
+class LayerFits:
+    """What the probes of one task predict on its test words."""
+
+    test: np.ndarray  # [n_test, P]: correct or not (categorical), the prediction (ordinal)
+    lam: np.ndarray  # [P] λ chosen per layer
+    control_test: np.ndarray | None = None
+    control_lam: np.ndarray | None = None
+    mdl: dict[str, Any] | None = None  # probes.mdl.online_codelength of the task …
+    mdl_control: dict[str, Any] | None = None  # … and of its control
+    cumulative_test: np.ndarray | None = None  # [n_test, P]: the probe on layers 0..ℓ
+    cumulative_features: CumulativeFeatures | None = None
+
+
+# ----------------------------------------------------------------------------- cumulative helpers
+def reduce_layers(X: SplitFeatures, cap: int) -> tuple[SplitFeatures | None, int]:
+    """Per-layer PCA (fitted on the training words) when the concatenation of all layers would
+    exceed ``cap`` features; None when no reduction is needed. Returns (features, per layer)."""
+    P, _, d = X.train.shape
+    if P * d <= cap:
+        return None, d
+    k = max(1, cap // P)
+    cov = X.train.transpose(1, 2).double() @ X.train.double() / X.train.shape[1]  # [P, d, d] (mean 0)
+    _, vecs = torch.linalg.eigh(cov)
+    V = vecs[:, :, -k:].to(X.train.dtype)  # leading components
+    # re-standardise the projections so every component has unit variance on train
+    parts = [torch.bmm(part, V) for part in X]
+    std = Standardizer.fit(parts[0])
+    return SplitFeatures(*(std(p) for p in parts)), k
+
+
+def concat_layers(X: Tensor, l: int) -> Tensor:
+    """Layers 0..l side by side: [1, n, (l + 1)·d]."""
+    return X[: l + 1].permute(1, 0, 2).reshape(1, X.shape[1], -1).contiguous()
+
+
+# ----------------------------------------------------------------------------- categorical
+class CategoricalStrategy:
+    """Multinomial logistic probes scored by accuracy, with the control task and MDL."""
+
+    metric = "accuracy"
+
+    def __init__(self, config: ProbeConfig):
+        self.config = config
+
+    def describe(self, lab: TaskLabels) -> dict[str, Any]:
+        return {"n_classes": lab.n_classes, "classes": [str(c) for c in lab.classes[:100]]}
+
+    def skip_reason(self, split: TaskSplit) -> str | None:
+        if len(np.unique(split.y_train)) < 2:
+            return "fewer than 2 classes among the training words"
+        return None
+
+    def score(self, boot: Bootstrap, split: TaskSplit, values: np.ndarray, rows: Any = slice(None)
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy from ``values`` [n_test, P] (correct or not), over the test words ``rows``."""
+        return boot.accuracy(split.test_sentence[rows], values)
+
+    def spearman(self, split: TaskSplit, fits: LayerFits) -> np.ndarray | None:
+        return None
+
+    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> tuple[Baseline, float, np.ndarray]:
+        """The majority class's accuracy: as reported, and (point, per resample) for the
+        expected layer."""
+        majority = int(np.bincount(split.y_train, minlength=lab.n_classes).argmax())
+        point, b = boot.accuracy(split.test_sentence, (split.y_test == majority)[:, None])
+        reported = Baseline("majority", number(point[0]), Interval.of(interval(b, self.config.ci_level)[0]),
+                            str(lab.classes[majority]))
+        return reported, float(point[0]), b[:, 0]
+
+    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels) -> LayerFits:
+        cfg = self.config
+        K = lab.n_classes
+        probe, fits = self._select(X, split, split.y, K, with_mdl=cfg.mdl)
+        if cfg.control:
+            # Hewitt & Liang: every word type gets one fixed random label
+            control = lab.control(cfg.seed)[split.order]
+            _, cfits = self._select(X, split, control, K, with_mdl=cfg.mdl and cfg.mdl_control)
+            fits.control_test, fits.control_lam, fits.mdl_control = cfits.test, cfits.lam, cfits.mdl
+        if cfg.cumulative:
+            fits.cumulative_test, fits.cumulative_features = self._cumulative(X, split, K, fits, probe)
+        return fits
+
+    def _kw(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"max_iter": cfg.max_iter, "tol": cfg.tol, "threads": cfg.threads}
+
+    def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, *, with_mdl: bool
+                ) -> tuple[LogisticProbe, LayerFits]:
+        """The λ path per layer, best λ on validation; its test correctness and MDL code."""
+        cfg = self.config
+        yt = torch.as_tensor(labels, device=X.train.device)
+        n_tr, n_va = split.n_train, split.n_val
+        ytr, yva, yte = yt[:n_tr], yt[n_tr:n_tr + n_va], yt[n_tr + n_va:]
+        probe, _ = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, **self._kw())
+        fits = LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy())
+        if with_mdl:
+            # the order in which the online code transmits the training words: a seeded permutation
+            perm = torch.randperm(n_tr, generator=torch.Generator().manual_seed(cfg.seed + 7919))
+            fits.mdl = online_codelength(X.train[:, perm], ytr[perm], K, probe.lam,
+                                         **{**self._kw(), "tol": cfg.mdl_tol})
+        return probe, fits
+
+    def _cumulative(self, X: SplitFeatures, split: TaskSplit, K: int, fits: LayerFits, probe: LogisticProbe
+                    ) -> tuple[np.ndarray, CumulativeFeatures]:
+        yt = torch.as_tensor(split.y, device=X.train.device)
+        ytr, yte = yt[:split.n_train], yt[split.n_train + split.n_val:]
+        R, k = reduce_layers(X, self.config.max_cumulative_features)
+        P = X.train.shape[0]
+        # one λ for every cumulative probe: the one the per-layer probes chose most often
+        # (the largest among ties); each probe starts from the previous one's solution
+        lams, counts = np.unique(np.round(fits.lam, 12), return_counts=True)
+        lam_cum = float(lams[counts == counts.max()].max())
+        correct = np.zeros((len(yte), P), dtype=bool)
+        prev: LogisticProbe | None = None
+        parts = R or X
+        for l in range(P):
+            if l == 0 and R is None and np.isclose(fits.lam[0], lam_cum):
+                correct[:, 0] = fits.test[:, 0]
+                prev = probe.select([0])
+                continue
+            Ztr, Zte = concat_layers(parts.train, l), concat_layers(parts.test, l)
+            init = None
+            if prev is not None:  # the probe on layers 0..l-1, with zero weights for layer l
+                pad = Ztr.shape[2] - prev.W.shape[1]
+                W = torch.cat([prev.W, prev.W.new_zeros(1, pad, K)], dim=1)
+                init = LogisticProbe(W, prev.b.clone(), prev.lam.clone())
+            prev = fit_logistic(Ztr, ytr, K, lam_cum, init=init, **self._kw())
+            correct[:, l] = (prev.predict(Zte)[0] == yte).cpu().numpy()
+        return correct, CumulativeFeatures(k, R is not None, lam_cum)
+
+
+# ----------------------------------------------------------------------------- ordinal
+class OrdinalStrategy:
+    """Ridge probes scored by R² (and Spearman's ρ). No control task: random per-type values
+    make R² meaningless (SS_tot of a few frequent types' values)."""
+
+    metric = "r2"
+
+    def __init__(self, config: ProbeConfig):
+        self.config = config
+
+    def describe(self, lab: TaskLabels) -> dict[str, Any]:
+        return {}
+
+    def skip_reason(self, split: TaskSplit) -> str | None:
+        if np.ptp(split.y_train) == 0:
+            return "constant labels among the training words"
+        return None
+
+    def score(self, boot: Bootstrap, split: TaskSplit, values: np.ndarray, rows: Any = slice(None)
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """R² of the predictions ``values`` [n_test, P], over the test words ``rows``."""
+        return boot.r2(split.test_sentence[rows], split.y_test[rows], values)
+
+    def spearman(self, split: TaskSplit, fits: LayerFits) -> np.ndarray | None:
+        """Spearman's ρ of the predictions per layer."""
+        return spearman_rho(split.y_test, fits.test)
+
+    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> tuple[Baseline, float, np.ndarray]:
+        """The training mean's R² as reported; for the expected layer, the R² of a predictor
+        that knows nothing: 0."""
+        mean_pred = np.full((split.n_test, 1), split.y_train.mean())
+        point, b = boot.r2(split.test_sentence, split.y_test, mean_pred)
+        reported = Baseline("train mean", number(point[0]), Interval.of(interval(b, self.config.ci_level)[0]))
+        return reported, 0.0, np.zeros(boot.n_resamples)
+
+    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels) -> LayerFits:
+        cfg = self.config
+        yt = torch.as_tensor(split.y, dtype=torch.float64, device=X.train.device)
+        n_tr, n_va = split.n_train, split.n_val
+        probe, _ = select_ridge(X.train, yt[:n_tr], X.val, yt[n_tr:n_tr + n_va], cfg.ridge_lambdas,
+                                threads=cfg.threads)
+        fits = LayerFits(probe.predict(X.test).T.double().cpu().numpy(), probe.lam.cpu().numpy())
+        if cfg.cumulative:
+            fits.cumulative_test, fits.cumulative_features = self._cumulative(X, split, yt, fits)
+        return fits
+
+    def _cumulative(self, X: SplitFeatures, split: TaskSplit, yt: Tensor, fits: LayerFits
+                    ) -> tuple[np.ndarray, CumulativeFeatures]:
+        cfg = self.config
+        dev = X.train.device
+        R, k = reduce_layers(X, cfg.max_cumulative_features)
+        P = X.train.shape[0]
+        n_tr, n_va = split.n_train, split.n_val
+        Ztr, Zva, Zte = (concat_layers(part, P - 1) for part in (R or X))
+        pred = np.zeros((X.test.shape[1], P))
+        with num_threads(auto_threads(Ztr.shape[1] * Ztr.shape[2] ** 2, dev, cfg.threads)):
+            # moments of all layers side by side once; layers 0..l are their leading block
+            Zd = Ztr[0].double()
+            x_mean = Zd.mean(dim=0, keepdim=True)
+            Zc = Zd - x_mean
+            y_tr = yt[:n_tr]
+            gram = Zc.T @ Zc / n_tr
+            xty = Zc.T @ (y_tr - y_tr.mean()) / n_tr
+            for l in range(P):
+                if l == 0 and R is None:
+                    pred[:, 0] = fits.test[:, 0]
+                    continue
+                m = (l + 1) * k
+                path = RidgePath.from_moments(gram[None, :m, :m], xty[None, :m], x_mean[None, :, :m],
+                                              y_tr.mean(), Ztr.dtype)
+                probe, _ = select_ridge(Ztr[:, :, :m], y_tr, Zva[:, :, :m], yt[n_tr:n_tr + n_va],
+                                        cfg.ridge_lambdas, path=path, threads=cfg.threads)
+                pred[:, l] = probe.predict(Zte[:, :, :m].contiguous())[0].double().cpu().numpy()
+        return pred, CumulativeFeatures(k, R is not None)
+
+
+TaskStrategy = CategoricalStrategy | OrdinalStrategy
+
+
+def strategy_for(task: Task, config: ProbeConfig) -> TaskStrategy:
+    return CategoricalStrategy(config) if task.categorical else OrdinalStrategy(config)
