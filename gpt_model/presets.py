@@ -5,7 +5,7 @@ replaces it with the size of the tokenizer it builds.
 
     stratascope train --preset demo --out runs/demo       # CPU, 2 cores, ≤ 10 minutes
     stratascope train --preset deep --out runs/deep --set model.ln_placement=post
-    stratascope train --preset gpu --out runs/gpu         # one H100, ~10 minutes
+    stratascope train --preset gpu --out runs/gpu         # one H100/H200 (300 steps: 51 s on an H200)
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ TRAIN_PRESETS: dict[str, TrainPreset] = {
             "gpu",
             "GPT-2-small shape on the treebank, bf16 + torch.compile, sized for one H100 (~10 minutes)",
             RunConfig(
-                # 32 × 1024 tokens a step; ~65M tokens, an estimated 3 minutes of steps at 50% MFU,
-                # plus treebank generation (1M sentences, single-threaded CPU) and compilation
+                # 32 × 1024 tokens a step, ~65M tokens: about 2 minutes of steps at the 565-580k tokens/s
+                # measured on an H200 (bench/RESULTS.md), plus treebank generation (1M sentences,
+                # single-threaded CPU) and about 30 s of compilation
                 model=replace(MODEL_PRESETS["gpu"].config, dropout=0.1),
                 train=TrainConfig(max_steps=2000, batch_size=32, lr=6e-4, warmup_steps=100, weight_decay=0.1,
                                   eval_interval=250, eval_batches=10, log_interval=50, checkpoint_interval=500,
