@@ -14,11 +14,15 @@ nsubj is a relative pronoun, the noun the relative clause modifies) and writes t
 ``SubjNumber`` (the controller's Number), ``Subj`` (its ID) and ``Attractor`` (``Yes`` when a
 noun of the other number stands between controller and verb).
 
-``agreement_minimal_pairs`` turns those into Marvin & Linzen-style test items.
+``agreement_minimal_pairs`` turns those into Marvin & Linzen-style test items (the wrong
+verb form from the grammar); ``corpus_minimal_pairs`` does the same for any treebank with Number
+features, taking the wrong form from the verb forms the treebank itself attests
+(``inflection_table``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -129,20 +133,29 @@ def agreement_controller(words: list[Word], verb: Word) -> Word | None:
     return subj
 
 
+def verb_agreement(words: list[Word], verb: Word) -> tuple[Word, bool] | None:
+    """For a finite verb (a VERB/AUX with a Number feature): its agreement controller and whether
+    a noun of the other number stands between the two; None for other words and for verbs
+    without a controller that has a Number."""
+    if verb.upos not in ("VERB", "AUX") or "Number" not in verb.feats:
+        return None
+    ctrl = agreement_controller(words, verb)
+    if ctrl is None or "Number" not in ctrl.feats:
+        return None
+    number = ctrl.feats["Number"]
+    lo, hi = sorted((ctrl.id, verb.id))
+    attractor = any(w.upos in _NOMINAL and w.feats.get("Number", number) != number for w in words[lo:hi - 1])
+    return ctrl, attractor
+
+
 def annotate_agreement(words: list[Word]) -> None:
     """Write SubjNumber / Subj / Attractor into MISC of every finite verb (see module doc)."""
     for verb in words:
-        if verb.upos not in ("VERB", "AUX") or "Number" not in verb.feats:
+        found = verb_agreement(words, verb)
+        if found is None:
             continue
-        ctrl = agreement_controller(words, verb)
-        if ctrl is None or "Number" not in ctrl.feats:
-            continue
-        number = ctrl.feats["Number"]
-        lo, hi = sorted((ctrl.id, verb.id))
-        attractor = any(
-            w.upos in _NOMINAL and w.feats.get("Number", number) != number for w in words[lo:hi - 1]
-        )
-        verb.misc["SubjNumber"] = number
+        ctrl, attractor = found
+        verb.misc["SubjNumber"] = ctrl.feats["Number"]
         verb.misc["Subj"] = str(ctrl.id)
         verb.misc["Attractor"] = "Yes" if attractor else "No"
 
@@ -179,4 +192,59 @@ def agreement_minimal_pairs(
             if wrong is None or wrong == word.form:
                 continue
             pairs.append(MinimalPair(forms[: word.id - 1], word.form, wrong))
+    return pairs
+
+
+InflectionKey = tuple[str, str, frozenset[tuple[str, str]]]
+
+
+def inflection_table(sentences: Iterable[Sentence]) -> dict[InflectionKey, dict[str, str]]:
+    """The verb forms a corpus attests: ``(lemma, UPOS, FEATS other than Number) -> {Number:
+    form}`` over its VERB/AUX words with a Number feature (lower-cased; the most frequent form
+    where several share a key, the first seen among equals)."""
+    counts: dict[InflectionKey, dict[str, Counter[str]]] = {}
+    for sentence in sentences:
+        for w in sentence.words:
+            number = w.feats.get("Number")
+            if w.upos not in ("VERB", "AUX") or number is None:
+                continue
+            key = _inflection_key(w)
+            counts.setdefault(key, {}).setdefault(number, Counter())[w.form.lower()] += 1
+    return {key: {number: c.most_common(1)[0][0] for number, c in by_number.items()}
+            for key, by_number in counts.items()}
+
+
+def _inflection_key(w: Word) -> InflectionKey:
+    rest = frozenset((k, v) for k, v in w.feats.items() if k != "Number")
+    return (w.lemma.lower(), w.upos, rest)
+
+
+def corpus_minimal_pairs(sentences: Iterable[Sentence],
+                         table: Mapping[InflectionKey, Mapping[str, str]] | None = None) -> list[MinimalPair]:
+    """Minimal pairs from any dependency treebank with Number features (a UD file): one per
+    finite verb that agrees in Number with its controller across an attractor (as
+    ``annotate_agreement`` finds them) and whose other-number form — same lemma, UPOS and other
+    features — is attested in ``table`` (``inflection_table``; default: built from
+    ``sentences`` themselves)."""
+    sentences = list(sentences)
+    if table is None:
+        table = inflection_table(sentences)
+    pairs = []
+    for sentence in sentences:
+        words = sentence.words
+        for verb in words:
+            number = verb.feats.get("Number")
+            if number not in ("Sing", "Plur"):
+                continue
+            try:
+                found = verb_agreement(words, verb)
+            except (IndexError, TypeError):  # a HEAD outside the sentence
+                continue
+            if found is None or not found[1] or found[0].feats["Number"] != number:
+                continue
+            other = "Plur" if number == "Sing" else "Sing"
+            wrong = table.get(_inflection_key(verb), {}).get(other)
+            if wrong is None or wrong == verb.form.lower():
+                continue
+            pairs.append(MinimalPair([w.form for w in words[: verb.id - 1]], verb.form, wrong))
     return pairs

@@ -21,6 +21,7 @@ from probes.depth import (
     VERDICT_STATUS,
     expected_layer,
     expected_layer_anchored,
+    expected_layer_mdl,
     expected_layer_tenney,
     hierarchy_verdict,
     peak_layer,
@@ -76,7 +77,7 @@ __all__ = [
     "fit_logistic", "fit_ridge", "select_logistic", "select_ridge", "LogisticProbe", "RidgeProbe", "Standardizer",
     # metrics, MDL, depth
     "Bootstrap", "interval", "online_codelength", "BLOCKS", "expected_layer", "expected_layer_anchored",
-    "expected_layer_tenney", "peak_layer", "hierarchy_verdict", "VERDICT_STATUS", "verdict_status",
+    "expected_layer_mdl", "expected_layer_tenney", "peak_layer", "hierarchy_verdict", "VERDICT_STATUS", "verdict_status",
     # the suite and end-to-end runs
     "ProbeConfig", "ProbeSuite", "split_sentences", "probe", "probe_models", "load_models", "planned_settings",
     "load_data", "extract",

@@ -30,7 +30,7 @@ class ProbeConfig:
     mdl_control: bool = True
     cumulative: bool = True
     max_cumulative_features: int = 2048
-    expected: str = "anchored"  # which expected layer the verdict uses: anchored | tenney
+    expected: str = "anchored"  # which expected layer the verdict uses: anchored | tenney | mdl (probes.depth)
     verdict_threshold: float = 0.95
     lexical_fraction: float = 0.95  # "lexical" flag: layer 0 reaches this share of the peak gain
     # Probes stop at max |gradient| ≤ tol: 1e-5, ten times tighter than scikit-learn's default,
@@ -50,6 +50,9 @@ class ProbeConfig:
         self.split = split  # type: ignore[assignment]
         if self.expected not in EXPECTED_KINDS:
             raise ValueError(f"ProbeConfig.expected must be one of {', '.join(EXPECTED_KINDS)}, got {self.expected!r}")
+        if self.expected == "mdl" and not self.mdl:
+            raise ValueError("ProbeConfig.expected 'mdl' needs the MDL codes, but mdl is False "
+                             "(--expected mdl with --no-mdl)")
         if not self.lambdas or any(x <= 0 for x in self.lambdas):
             raise ValueError("ProbeConfig.lambdas must be positive")
         if not self.ridge_lambdas or any(x <= 0 for x in self.ridge_lambdas):

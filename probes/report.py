@@ -1,4 +1,5 @@
-"""Outputs of a probing run: results.json, results.csv, figures.html, report.md.
+"""Outputs of a probing run: results.json, results.csv, figures.html, report.md (and erasure.csv
+when the run includes erasure).
 
     paths = write_outputs(results, "runs/demo/probes/demo")
     print(summary(results))
@@ -21,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from corpus.durable import atomic_write_json, atomic_write_text
+from probes.depth import EXPECTED_KINDS
 from probes.results import (
+    ConceptErasure,
+    ErasureResult,
+    ExpectedLayer,
     Interval,
+    Measurement,
     ModelResult,
     ProbeResults,
     TaskInfo,
@@ -33,6 +39,7 @@ from probes.results import (
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
+ERASURE_CSV_FILE = "erasure.csv"
 FIGURES_FILE = "figures.html"
 REPORT_FILE = "report.md"
 
@@ -42,6 +49,14 @@ CSV_COLUMNS = (
     "baseline", "cumulative", "cumulative_ci_low", "cumulative_ci_high", "mdl_codelength_bits",
     "mdl_compression", "mdl_control_compression", "spearman", "lambda",
 )
+ERASURE_MEASURES = ("agreement", "loss_delta", "probe_accuracy")
+ERASURE_CSV_COLUMNS = (
+    "model", "role", "concept", "method", "rank", "majority", "layer",
+    *(f"{prefix}{m}{end}" for prefix in ("", "random_") for m in ERASURE_MEASURES
+      for end in ("", "_ci_low", "_ci_high")),
+    "clean_agreement", "clean_loss",
+)
+EXPECTED_NAMES = {"anchored": "anchored", "tenney": "Tenney", "mdl": "MDL"}
 LEVEL_COLORS = {"early": "#1f77b4", "middle": "#2ca02c", "late": "#d62728"}
 MODEL_DASH = {"model": "solid", "random_init": "dash", "compare": "dot"}
 MODEL_SYMBOL = {"model": "circle", "random_init": "x", "compare": "diamond"}
@@ -77,6 +92,8 @@ def write_outputs(results: Results, out_dir: str | Path, *, figures_html: bool =
     out = Path(out_dir)
     paths = {"results": save_results(results, out / RESULTS_FILE),
              "csv": atomic_write_text(out / CSV_FILE, to_csv(results))}
+    if any(m.erasure is not None for m in results.models):
+        paths["erasure_csv"] = atomic_write_text(out / ERASURE_CSV_FILE, erasure_csv(results))
     if figures_html:
         paths["figures"] = atomic_write_text(out / FIGURES_FILE, figures_page(results))
     report = markdown_report(results, files=[p.name for p in paths.values()] + [REPORT_FILE])
@@ -135,13 +152,48 @@ def csv_rows(results: Results) -> list[dict[str, Any]]:
             for l in range(len(t.layers))]
 
 
-def to_csv(results: Results) -> str:
+def _write_csv(columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in csv_rows(results):
+    for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def to_csv(results: Results) -> str:
+    return _write_csv(CSV_COLUMNS, csv_rows(results))
+
+
+def _measure_cells(prefix: str, name: str, m: Measurement | None) -> dict[str, Any]:
+    ci = m.ci if m is not None else _NO_INTERVAL
+    return {f"{prefix}{name}": m and m.value, f"{prefix}{name}_ci_low": ci.low, f"{prefix}{name}_ci_high": ci.high}
+
+
+def erasure_csv_rows(results: Results) -> list[dict[str, Any]]:
+    """One row per model × erased concept × layer (models without erasure have none)."""
+    results = ProbeResults.coerce(results)
+    rows = []
+    for m in results.models:
+        e = m.erasure
+        if e is None:
+            continue
+        clean_agreement = e.clean.agreement and e.clean.agreement.value
+        clean_loss = e.clean.loss and e.clean.loss.value
+        for c in e.concepts.values():
+            for x in c.layers:
+                row = {"model": m.tag, "role": m.role, "concept": c.task, "method": e.method, "rank": c.rank,
+                       "majority": c.majority, "layer": x.layer}
+                for prefix, scores in (("", x.erased), ("random_", x.random)):
+                    for name in ERASURE_MEASURES:
+                        row.update(_measure_cells(prefix, name, getattr(scores, name)))
+                rows.append({**row, "clean_agreement": clean_agreement, "clean_loss": clean_loss})
+    return rows
+
+
+def erasure_csv(results: Results) -> str:
+    """erasure.csv: ``ERASURE_CSV_COLUMNS``, one row per model × concept × layer."""
+    return _write_csv(ERASURE_CSV_COLUMNS, erasure_csv_rows(results))
 
 
 # ----------------------------------------------------------------------------- figures
@@ -154,12 +206,20 @@ def _grid(title: str, tasks: list[TaskInfo]) -> tuple[Any, dict[str, tuple[int, 
     rows = math.ceil(n / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{t.name} ({t.level})" for t in tasks],
                         horizontal_spacing=0.06, vertical_spacing=min(0.14, 0.5 / rows) if rows > 1 else 0.1)
-    fig.update_layout(title=title, height=280 * rows + 80, template="plotly_white",
-                      legend={"orientation": "h", "y": -0.08})
+    fig.update_layout(title=title, template="plotly_white")
+    _legend_below(fig, 280 * rows + 80)
     fig.update_xaxes(dtick=1)
     for c in range(1, cols + 1):  # the axis title on the bottom row only
         fig.update_xaxes(title_text="layer (0 = embeddings)", row=rows, col=c)
     return fig, {t.name: (k // cols + 1, k % cols + 1) for k, t in enumerate(tasks)}
+
+
+def _legend_below(fig: Any, height: int, gap: int = 64, top: int = 100) -> None:
+    """Set the height and put a horizontal legend ``gap`` px below the plotting area, clear of the
+    x-axis titles (a legend placed in paper units would overlap them on short figures)."""
+    bottom = gap + 40
+    fig.update_layout(height=height, margin={"t": top, "b": bottom},
+                      legend={"orientation": "h", "yanchor": "top", "x": 0, "y": -gap / (height - top - bottom)})
 
 
 def _band(fig: Any, where: tuple[int, int], xs: list[int], cis: list[Interval], color: str, tag: str) -> None:
@@ -228,17 +288,19 @@ def _expected_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
     import plotly.graph_objects as go
 
     exp = go.Figure()
+    kind = results.verdict.expected
     for m in results.models:
         xs, ys, lo, hi, cs = [], [], [], [], []
         for t in results.tasks:
             res = m.tasks.get(t.name)
-            e = res.expected_layer if res is not None and res.skipped is None else None
-            if e is None or e.anchored is None:
+            value, ci = _expected_value(res.expected_layer if res is not None and res.skipped is None else None, kind)
+            if value is None:
                 continue
+            ci = ci or _NO_INTERVAL
             xs.append(t.name)
-            ys.append(e.anchored)
-            lo.append(e.anchored - e.anchored_ci.low if e.anchored_ci.low is not None else 0)
-            hi.append(e.anchored_ci.high - e.anchored if e.anchored_ci.high is not None else 0)
+            ys.append(value)
+            lo.append(value - ci.low if ci.low is not None else 0)
+            hi.append(ci.high - value if ci.high is not None else 0)
             cs.append(LEVEL_COLORS.get(t.level, "#333"))
         exp.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=m.tag,
                                  marker={"size": 11, "color": cs, "symbol": MODEL_SYMBOL.get(m.role, "circle"),
@@ -250,15 +312,87 @@ def _expected_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
             if v.mean is not None:
                 exp.add_hline(y=v.mean, line={"color": LEVEL_COLORS.get(level, "#333"), "dash": "dash", "width": 1},
                               annotation_text=f"{level} mean {v.mean:.2f}", annotation_position="right")
-    exp.update_layout(title="Expected layer per task (anchored, 95% CI); colour = expected level; dashed = level "
-                            "means of the main model",
+    exp.update_layout(title=f"Expected layer per task ({EXPECTED_NAMES.get(kind, kind)}: the verdict's definition; "
+                            f"95% CI)<br><sup>colour = expected level; dashed = level means of the main model</sup>",
                       yaxis_title="expected layer", template="plotly_white", height=460)
     return exp
 
 
+ERASURE_TITLE = ("Causal erasure by layer<br><sup>after erasing the concept at that layer (95% bands); dotted: a "
+                 "random subspace of equal rank; dash-dot: clean model</sup>")
+# the rows of the erasure figure: (measure, y-axis title)
+ERASURE_ROWS = (("agreement", "attractor agreement"), ("loss_delta", "Δ next-token loss (nats)"),
+                ("probe_accuracy", "probe accuracy after erasure"))
+
+
+def _erasure_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
+    """Per erased concept (columns): attractor agreement, loss change and the probe's accuracy after
+    erasure (rows) by layer, for every model with erasure, against the random control and the
+    clean level (agreement: the clean model's; loss change: 0; probe accuracy: the majority)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    erased = [m for m in results.models if m.erasure is not None]
+    names = list(dict.fromkeys(name for m in erased for name in m.erasure.concepts))
+    fig = make_subplots(rows=len(ERASURE_ROWS), cols=len(names), shared_xaxes=True, horizontal_spacing=0.08,
+                        vertical_spacing=0.07, subplot_titles=names + [""] * (len(names) * (len(ERASURE_ROWS) - 1)))
+    shown: set[str] = set()
+
+    def add(trace: Any, row: int, col: int, legend: str | None = None) -> None:
+        trace.showlegend = legend is not None and legend not in shown
+        if legend is not None:
+            shown.add(legend)
+        fig.add_trace(trace, row=row, col=col)
+
+    for col, name in enumerate(names, start=1):
+        for m in erased:
+            concept = m.erasure.concepts.get(name)
+            if concept is None:
+                continue
+            color, tag = colors[m.tag], m.tag
+            xs = [x.layer for x in concept.layers]
+            line = {"color": color, "dash": MODEL_DASH.get(m.role, "solid")}
+            for row, (measure, _) in enumerate(ERASURE_ROWS, start=1):
+                own = [getattr(x.erased, measure) for x in concept.layers]
+                if all(v is None for v in own):
+                    continue
+                _band(fig, (row, col), xs, [v.ci if v else _NO_INTERVAL for v in own], color, tag)
+                add(go.Scatter(x=xs, y=[v and v.value for v in own], mode="lines+markers", name=f"{tag}: erased",
+                               legendgroup=tag, line=line), row, col, f"{tag}: erased")
+                rand = [getattr(x.random, measure) for x in concept.layers]
+                add(go.Scatter(x=xs, y=[v and v.value for v in rand], mode="lines",
+                               name=f"{tag}: random subspace", legendgroup=tag,
+                               line={"color": color, "dash": "dot", "width": 1.5}), row, col, f"{tag}: random subspace")
+            level = m.erasure.clean.agreement and m.erasure.clean.agreement.value
+            if level is not None and any(x.erased.agreement for x in concept.layers):
+                add(go.Scatter(x=[xs[0], xs[-1]], y=[level, level], mode="lines", name=f"{tag}: clean",
+                               legendgroup=tag, line={"color": color, "dash": "dashdot", "width": 1}),
+                    1, col, f"{tag}: clean")
+            if m.role == "model":
+                fig.add_hline(y=0, line={"color": "#999", "width": 1}, row=2, col=col)
+                if concept.majority is not None:
+                    fig.add_hline(y=concept.majority, line={"color": "#999", "width": 1}, row=3, col=col,
+                                  annotation_text="majority", annotation_position="bottom right")
+        if not any(x.erased.agreement for m in erased if name in m.erasure.concepts
+                   for x in m.erasure.concepts[name].layers):
+            cell = fig.get_subplot(1, col)  # paper units: plotly.js misplaces "domain" refs of an empty cell
+            fig.add_annotation(text="no minimal pairs measured", showarrow=False, xref="paper", yref="paper",
+                               x=sum(cell.xaxis.domain) / 2, y=sum(cell.yaxis.domain) / 2, font={"color": "#999"})
+    for row, (_, title) in enumerate(ERASURE_ROWS, start=1):
+        fig.update_yaxes(title_text=title, row=row, col=1)
+    for col in range(1, len(names) + 1):
+        fig.update_xaxes(title_text="layer erased (0 = embeddings)", row=len(ERASURE_ROWS), col=col)
+    fig.update_xaxes(dtick=1)
+    fig.update_layout(title=ERASURE_TITLE, template="plotly_white")
+    _legend_below(fig, 260 * len(ERASURE_ROWS) + 140)
+    return fig
+
+
 def figures(results: Results) -> dict[str, Any]:
     """Plotly figures: "curves" (score by layer per task and model, with intervals, control and
-    baseline), "selectivity", "expected_layers" and "mdl" (compression by layer)."""
+    baseline), "erasure" (when a model has erasure results: behaviour after erasure by layer
+    against the random control), "selectivity", "expected_layers" and "mdl" (compression by
+    layer)."""
     results = ProbeResults.coerce(results)
     colors = {m.tag: PALETTE[k % len(PALETTE)] for k, m in enumerate(results.models)}
     grids = _Grids(results.tasks)
@@ -267,8 +401,10 @@ def figures(results: Results) -> dict[str, Any]:
             res = m.tasks.get(t.name)
             if res is not None and res.skipped is None:
                 grids.add(m, res, colors[m.tag])
-    return {"curves": grids.curves, "selectivity": grids.sel, "expected_layers": _expected_figure(results, colors),
-            "mdl": grids.mdl}
+    out = {"curves": grids.curves}
+    if any(m.erasure is not None for m in results.models):
+        out["erasure"] = _erasure_figure(results, colors)
+    return {**out, "selectivity": grids.sel, "expected_layers": _expected_figure(results, colors), "mdl": grids.mdl}
 
 
 def _alpha(hex_color: str, a: float) -> str:
@@ -281,9 +417,13 @@ def figures_page(results: Results) -> str:
     """One standalone HTML page with every figure; plotly.js embedded once (works offline)."""
     results = ProbeResults.coerce(results)
     figs = figures(results)
+    readings = "".join(f"<li>{html.escape(m.tag)}: {html.escape(c.reading)}</li>" for m in results.models
+                       if m.erasure is not None for c in m.erasure.concepts.values())
     parts = []
     for k, (name, fig) in enumerate(figs.items()):
-        parts.append(f'<section id="{name}">' + fig.to_html(full_html=False, include_plotlyjs=(k == 0)) + "</section>")
+        head = f"<p><b>Erasure, one line per concept:</b></p><ul>{readings}</ul>" if name == "erasure" else ""
+        parts.append(f'<section id="{name}">' + head + fig.to_html(full_html=False, include_plotlyjs=(k == 0))
+                     + "</section>")
     title = html.escape(f"stratascope probes — {results.main.tag}")
     verdict = html.escape(results.verdict.message)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title + "</title></head>"
@@ -410,6 +550,109 @@ def _subsets(results: ProbeResults) -> list[str]:
     return ["## Subsets", ""] + groups + [""] if groups else []
 
 
+def _expected_value(e: ExpectedLayer | None, kind: str) -> tuple[float | None, Interval | None]:
+    """The expected layer of one definition and its interval (None when the run lacks it)."""
+    if e is None:
+        return None, None
+    return getattr(e, kind, None), getattr(e, f"{kind}_ci", None)
+
+
+def expected_by_kind(task: TaskResult) -> dict[str, tuple[float | None, Interval | None]]:
+    """The task's expected layer and interval under every definition (``probes.depth.EXPECTED_KINDS``)."""
+    e = task.expected_layer if task.skipped is None else None
+    return {kind: _expected_value(e, kind) for kind in EXPECTED_KINDS}
+
+
+def expected_table(results: Results, model: ModelResult) -> list[str]:
+    """Per task, the expected layer under every definition side by side; the verdict's marked."""
+    results = ProbeResults.coerce(results)
+    used = model.verdict.expected
+    heads = [EXPECTED_NAMES.get(k, k) + (" (verdict)" if k == used else "") + " [95% CI]" for k in EXPECTED_KINDS]
+    lines = [f"**`{model.tag}`** ({model.role.replace('_', '-')}): the verdict uses the "
+             f"**{EXPECTED_NAMES.get(used, used)}** expected layer (`--expected {used}`).", "",
+             "| task | level | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+    for t in results.tasks:
+        r = model.tasks.get(t.name)
+        if r is None or r.skipped is not None:
+            continue
+        cells = [f"{_num(value, 2)}{_ci(ci, 2)}" for value, ci in expected_by_kind(r).values()]
+        lines.append(f"| {t.name} | {t.level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _expected_section(results: ProbeResults) -> list[str]:
+    lines = ["## Expected layer by definition", ""]
+    for m in results.models:
+        lines += expected_table(results, m) + [""]
+    return lines
+
+
+def _pct(m: Measurement | None, unit: str = "") -> str:
+    """A fraction as a percentage with its interval: 52.1 [49.0, 55.2] (52.1% [49.0, 55.2] with unit "%")."""
+    if m is None or m.value is None:
+        return "–"
+    ci = "" if m.ci.low is None or m.ci.high is None else f" [{100 * m.ci.low:.1f}, {100 * m.ci.high:.1f}]"
+    return f"{100 * m.value:.1f}{unit}{ci}"
+
+
+def _signed(m: Measurement | None) -> str:
+    """A loss change with its interval: +0.310 [+0.290, +0.330]."""
+    if m is None or m.value is None:
+        return "–"
+    ci = "" if m.ci.low is None or m.ci.high is None else f" [{m.ci.low:+.3f}, {m.ci.high:+.3f}]"
+    return f"{m.value:+.3f}{ci}"
+
+
+def concept_table(concept: ConceptErasure) -> list[str]:
+    """One erased concept: per layer, the behaviour after erasure beside the random control (the
+    agreement columns only when minimal pairs were measured)."""
+    with_pairs = any(x.erased.agreement is not None for x in concept.layers)
+    rank = f"random rank-{concept.rank}"
+    heads = ["layer"]
+    if with_pairs:
+        heads += ["agreement after erasure % [95% CI]", f"{rank}: agreement %"]
+    majority = "–" if concept.majority is None else f"{100 * concept.majority:.1f}"
+    heads += ["loss change (nats/token) [95% CI]", f"{rank}: loss change",
+              f"probe accuracy after erasure % (majority {majority})", f"{rank}: probe accuracy %"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for x in concept.layers:
+        cells = [str(x.layer)]
+        if with_pairs:
+            cells += [_pct(x.erased.agreement), _pct(x.random.agreement)]
+        cells += [_signed(x.erased.loss_delta), _signed(x.random.loss_delta), _pct(x.erased.probe_accuracy),
+                  _pct(x.random.probe_accuracy)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def erasure_lines(model: ModelResult) -> list[str]:
+    """The erasure section of one model: method and controls, the clean numbers, and per concept
+    the reading and the table (empty when the model has no erasure results)."""
+    e: ErasureResult | None = model.erasure
+    if e is None:
+        return []
+    lines = [f"### Erasure: `{model.tag}` ({model.role.replace('_', '-')})", "",
+             f"{e.method.upper()} erasure of each concept in the residual stream at one layer at a time, at every "
+             f"position (layer 0 = embeddings, layer ℓ = after block ℓ−1), on held-out sentences. Control: a random "
+             f"subspace of the same rank ({e.n_random} draws, their mean). 95% intervals from {e.n_bootstrap} "
+             f"bootstrap resamples of the sentences.", ""]
+    clean = e.clean
+    agreement = ("no attractor minimal pairs" if clean.agreement is None
+                 else f"attractor agreement {_pct(clean.agreement, '%')} on {clean.n_pairs} minimal pairs")
+    loss = ("no next-token loss" if clean.loss is None else
+            f"next-token loss {_num(clean.loss.value)}{_ci(clean.loss.ci)} nats/token ({clean.n_tokens} tokens)")
+    lines += [f"Clean model: {agreement}; {loss}.", ""]
+    for c in e.concepts.values():
+        lines += [f"**{c.task}** ({c.n_classes} classes, erased rank {c.rank}): {c.reading}", ""]
+        lines += concept_table(c) + [""]
+    return lines
+
+
+def _erasure_section(results: ProbeResults) -> list[str]:
+    lines = [line for m in results.models for line in erasure_lines(m)]
+    return ["## Erasure", ""] + lines if lines else []
+
+
 def _how_to_read(lexical: list[str]) -> list[str]:
     return ["## How to read this", "",
             "- **score**: test accuracy (categorical) or R² (ordinal) of a linear probe on one layer's residual "
@@ -419,12 +662,18 @@ def _how_to_read(lexical: list[str]) -> list[str]:
             "- **layer 0 / lexical**: a curve that is already at its peak at layer 0 means the property is "
             "carried by the word itself" + (f" (here: {', '.join(lexical)})" if lexical else "") + ".",
             "- **E[ℓ]**: expected layer from cumulative probes on layers 0..ℓ (Tenney et al. 2019); the anchored "
-            "value counts what layer 0 already holds as layer 0 and is what the verdict uses; Tenney's value is "
-            "the centre of the gains after layer 0 (– when there are none).",
+            "value counts what layer 0 already holds as layer 0 (the verdict's default definition); Tenney's value "
+            "is the centre of the gains after layer 0 (– when there are none); MDL's is the centre of the bits "
+            "saved after layer 0 by the online codes (categorical tasks). The verdict's definition is named in "
+            "\"Expected layer by definition\".",
             "- **MDL compression** = uniform codelength / online codelength (Voita & Titov); ≈1 means the labels "
             "are no easier to transmit with the probe than without.",
             "- **random-init twin**: the same architecture with random weights; structure it also shows comes "
-            "from the architecture and the words, not from training.", ""]
+            "from the architecture and the words, not from training.",
+            "- **Erasure** (when run): a probe shows that a property is decodable, erasure whether the model uses it. "
+            "A behaviour that falls when the concept is erased at a layer, but not when a random subspace of the "
+            "same rank is, depends on that concept there; the probe's accuracy after erasure should be at the "
+            "majority baseline (the eraser worked).", ""]
 
 
 def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
@@ -434,7 +683,7 @@ def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
     for m in results.models:
         lines += verdict_lines(m) + [""]
     lines += [f"## Tasks: {main.tag}", ""] + task_table(results, main) + [""]
-    lines += _side_by_side(results) + _subsets(results)
+    lines += _side_by_side(results) + _expected_section(results) + _erasure_section(results) + _subsets(results)
     lexical = [t.name for t in results.tasks if (r := main.tasks.get(t.name)) is not None and r.lexical]
     lines += _how_to_read(lexical)
     if files:
@@ -455,9 +704,13 @@ def summary(results: Results) -> str:
         e = r.expected_layer.anchored if r.expected_layer else None
         lines.append(f"{t.name:<20} {t.level:<7} {r.peak_layer:>4} {_num(r.peak.score):>7} "
                      f"{_num(r.peak.selectivity):>7} {_num(e, 2):>6}")
+    for m in results.models:
+        if m.erasure is not None:
+            lines += [f"erasure, {m.tag}: {c.reading}" for c in m.erasure.concepts.values()]
     return "\n".join(lines)
 
 
-__all__ = ["RESULTS_FILE", "CSV_FILE", "FIGURES_FILE", "REPORT_FILE", "save_results", "load_results",
-           "write_outputs", "check_overwrite", "ResultsExistError", "csv_rows", "to_csv", "figures", "figures_page",
-           "markdown_report", "task_table", "verdict_lines", "summary"]
+__all__ = ["RESULTS_FILE", "CSV_FILE", "ERASURE_CSV_FILE", "FIGURES_FILE", "REPORT_FILE", "save_results",
+           "load_results", "write_outputs", "check_overwrite", "ResultsExistError", "csv_rows", "to_csv",
+           "erasure_csv_rows", "erasure_csv", "figures", "figures_page", "markdown_report", "task_table",
+           "expected_table", "expected_by_kind", "concept_table", "erasure_lines", "verdict_lines", "summary"]

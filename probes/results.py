@@ -9,9 +9,11 @@
 models) → ``TaskResult`` per task → ``LayerScore`` per layer 0..n_layer, with its interval
 (``Interval``), control task and selectivity (``ControlScore``), MDL codelength (``MDLScore``)
 and subset scores (``GroupScore``); per task also the baseline, the cumulative scores and the
-expected layer; per model the hierarchy ``Verdict``. ``to_dict`` writes the keys documented in
-docs/probes.md (schema ``SCHEMA``); ``from_dict`` reads them back and refuses another schema, a
-missing field or a mistyped one.
+expected layer; per model the hierarchy ``Verdict`` and, when erasure was run, the
+``ErasureResult`` (per concept and layer: behaviour after erasure against a random subspace of
+equal rank). ``to_dict`` writes the keys documented in docs/probes.md (schema ``SCHEMA``);
+``from_dict`` reads them back (``SCHEMA`` or an older one of ``READABLE_SCHEMAS``) and refuses
+another schema, a missing field or a mistyped one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any, NamedTuple
 from probes.config import EXECUTION_SETTINGS, ProbeConfig
 from probes.depth import verdict_status
 
-SCHEMA = "stratascope.probes/1"
+SCHEMA = "stratascope.probes/2"
+SCHEMA_V1 = "stratascope.probes/1"  # no erasure, no MDL expected layer
+READABLE_SCHEMAS = (SCHEMA_V1, SCHEMA)
 ROLES = ("model", "random_init", "compare")
 
 _NUM = (int, float)
@@ -299,7 +303,9 @@ class CumulativeFeatures:
 
 @dataclass
 class ExpectedLayer:
-    """Expected layers from the cumulative scores (probes.depth), absolute and relative to depth."""
+    """The three expected layers (probes.depth), absolute and relative to depth: anchored and
+    Tenney's from the cumulative scores, MDL's from the online codes (None where a task has no
+    cumulative probes / no MDL code, or the value is undefined)."""
 
     anchored: float | None
     anchored_ci: Interval
@@ -307,21 +313,27 @@ class ExpectedLayer:
     tenney_ci: Interval
     relative: float | None = None
     tenney_relative: float | None = None
+    mdl: float | None = None
+    mdl_ci: Interval = Interval(None, None)
+    mdl_relative: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"anchored": self.anchored, "anchored_ci": self.anchored_ci.to_list(), "tenney": self.tenney,
                 "tenney_ci": self.tenney_ci.to_list(), "relative": self.relative,
-                "tenney_relative": self.tenney_relative}
+                "tenney_relative": self.tenney_relative, "mdl": self.mdl, "mdl_ci": self.mdl_ci.to_list(),
+                "mdl_relative": self.mdl_relative}
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "ExpectedLayer":
         return cls(f.get("anchored", _OPT_NUM), f.interval("anchored_ci"), f.get("tenney", _OPT_NUM),
                    f.interval("tenney_ci"), f.get("relative", _OPT_NUM, required=False),
-                   f.get("tenney_relative", _OPT_NUM, required=False))
+                   f.get("tenney_relative", _OPT_NUM, required=False), f.get("mdl", _OPT_NUM, required=False),
+                   f.interval("mdl_ci") if f.has("mdl_ci") else Interval(None, None),
+                   f.get("mdl_relative", _OPT_NUM, required=False))
 
     def get(self, kind: str) -> float | None:
-        """The expected layer of ``kind`` ("anchored" or "tenney")."""
-        return {"anchored": self.anchored, "tenney": self.tenney}[kind]
+        """The expected layer of ``kind`` ("anchored", "tenney" or "mdl")."""
+        return {"anchored": self.anchored, "tenney": self.tenney, "mdl": self.mdl}[kind]
 
 
 @dataclass
@@ -446,11 +458,12 @@ class Verdict:
     holds: bool | None  # None: a level has no task with a defined expected layer
     message: str
     threshold: float
-    expected: str  # which expected layer it used
+    expected: str  # which expected layer it used: "anchored" | "tenney" | "mdl"
     levels: dict[str, LevelMean] = field(default_factory=dict)
     pairs: list[PairOrder] = field(default_factory=list)
     failing: list[PairOrder] = field(default_factory=list)
     p_order: float | None = None
+    left_out: list[str] = field(default_factory=list)  # fitted tasks without that expected layer (mdl: ordinal)
 
     @property
     def status(self) -> str:
@@ -458,9 +471,12 @@ class Verdict:
         return verdict_status(self.holds)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "levels": {lv: x.to_dict() for lv, x in self.levels.items()},
-                "pairs": [p.to_dict() for p in self.pairs], "failing": [p.to_dict() for p in self.failing],
-                "holds": self.holds, "p_order": self.p_order, "message": self.message, "expected": self.expected}
+        out = {"threshold": self.threshold, "levels": {lv: x.to_dict() for lv, x in self.levels.items()},
+               "pairs": [p.to_dict() for p in self.pairs], "failing": [p.to_dict() for p in self.failing],
+               "holds": self.holds, "p_order": self.p_order, "message": self.message, "expected": self.expected}
+        if self.left_out:
+            out["left_out"] = list(self.left_out)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "verdict") -> "Verdict":
@@ -471,7 +487,161 @@ class Verdict:
                    for k, p in enumerate(f.get("failing", list))]
         return cls(f.get("holds", (bool, type(None))), f.get("message", str), f.get("threshold", _NUM),
                    f.get("expected", str), {lv: LevelMean.from_fields(levels.sub(lv)) for lv in levels.data},
-                   pairs, failing, f.get("p_order", _OPT_NUM, required=False))
+                   pairs, failing, f.get("p_order", _OPT_NUM, required=False),
+                   list(f.get("left_out", list, required=False, default=[])))
+
+
+# ----------------------------------------------------------------------------- erasure
+@dataclass
+class Measurement:
+    """A measured value with its sentence-bootstrap interval; members None where undefined.
+    JSON: {"value", "ci": [low, high]}."""
+
+    value: float | None
+    ci: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "ci": self.ci.to_list()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "Measurement":
+        return cls(f.get("value", _OPT_NUM), f.interval("ci"))
+
+
+def _measurement(f: _Fields, key: str, *, nullable: bool = False) -> Measurement | None:
+    """The measurement at ``key``; None where ``nullable`` and the field is null."""
+    if nullable and f.get(key, (dict, type(None))) is None:
+        return None
+    return Measurement.from_fields(f.sub(key))
+
+
+def _opt_dict(m: Measurement | None) -> dict[str, Any] | None:
+    return None if m is None else m.to_dict()
+
+
+@dataclass
+class CleanScores:
+    """The unerased model on the held-out data erasure is measured on: attractor agreement on
+    minimal pairs and mean next-token loss (nats/token), each None when nothing could be measured
+    (no minimal pairs, no tokens)."""
+
+    agreement: Measurement | None
+    n_pairs: int | None
+    loss: Measurement | None
+    n_tokens: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        agreement = None if self.agreement is None else {**self.agreement.to_dict(), "n_pairs": self.n_pairs}
+        loss = None if self.loss is None else {**self.loss.to_dict(), "n_tokens": self.n_tokens}
+        return {"agreement": agreement, "loss": loss}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "CleanScores":
+        agreement = _measurement(f, "agreement", nullable=True)
+        loss = _measurement(f, "loss", nullable=True)
+        return cls(agreement, None if agreement is None else f.sub("agreement").get("n_pairs", int),
+                   loss, None if loss is None else f.sub("loss").get("n_tokens", int))
+
+
+@dataclass
+class ErasureScores:
+    """The behaviour after an erasure: attractor agreement (None without minimal pairs), loss
+    after erasure minus the clean loss (nats/token), and a fresh probe's accuracy on the erased
+    features (the eraser works when it falls to the majority baseline)."""
+
+    agreement: Measurement | None
+    loss_delta: Measurement
+    probe_accuracy: Measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agreement": _opt_dict(self.agreement), "loss_delta": self.loss_delta.to_dict(),
+                "probe_accuracy": self.probe_accuracy.to_dict()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "ErasureScores":
+        return cls(_measurement(f, "agreement", nullable=True), _measurement(f, "loss_delta"),
+                   _measurement(f, "probe_accuracy"))
+
+
+@dataclass
+class ErasureLayer:
+    """Erasure at one layer (0 = embeddings): the concept's subspace (``erased``) and the
+    control, a random subspace of the same rank (``random``: means over the draws, intervals
+    over sentence resamples of that mean)."""
+
+    layer: int
+    erased: ErasureScores
+    random: ErasureScores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, **self.erased.to_dict(), "random": self.random.to_dict()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "ErasureLayer":
+        return cls(f.get("layer", int), ErasureScores.from_fields(f), ErasureScores.from_fields(f.sub("random")))
+
+
+@dataclass
+class ConceptErasure:
+    """One concept (a categorical task) erased at every layer: the rank of the erased subspace,
+    the concept's majority-class accuracy, the one-line reading and a result per layer."""
+
+    task: str
+    n_classes: int
+    rank: int
+    majority: float | None
+    reading: str
+    layers: list[ErasureLayer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "n_classes": self.n_classes, "rank": self.rank, "majority": self.majority,
+                "reading": self.reading, "layers": [x.to_dict() for x in self.layers]}
+
+    @classmethod
+    def from_fields(cls, f: _Fields, n_layer: int | None = None) -> "ConceptErasure":
+        layers = [ErasureLayer.from_fields(_Fields(x, f"{f.at('layers')}[{k}]"))
+                  for k, x in enumerate(f.get("layers", list))]
+        numbers = [x.layer for x in layers]
+        top = n_layer if n_layer is not None else max(numbers, default=0)
+        if not layers or numbers != sorted(set(numbers)) or numbers[0] < 0 or numbers[-1] > top:
+            raise ValueError(f"{f.at('layers')}: layers {numbers} are not increasing layers of 0..{top}")
+        return cls(f.get("task", str), f.get("n_classes", int), f.get("rank", int), f.get("majority", _OPT_NUM),
+                   f.get("reading", str), layers)
+
+
+@dataclass
+class ErasureResult:
+    """Causal erasure on one model (``probes.erase``): per concept and layer, the behaviour after
+    erasing the concept (LEACE or INLP) against a random subspace of equal rank, beside the
+    clean model's numbers on the same data."""
+
+    method: str  # "leace" | "inlp"
+    site: str  # "resid": layer 0 = embeddings, layer l >= 1 = after block l-1
+    n_random: int
+    n_bootstrap: int
+    seed: int
+    clean: CleanScores
+    concepts: dict[str, ConceptErasure]
+    timing_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "site": self.site, "n_random": self.n_random,
+                "n_bootstrap": self.n_bootstrap, "seed": self.seed, "clean": self.clean.to_dict(),
+                "concepts": {name: c.to_dict() for name, c in self.concepts.items()},
+                "timing_s": dict(self.timing_s)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "erasure", n_layer: int | None = None) -> "ErasureResult":
+        """Read and check the dict; with ``n_layer``, layers must lie in 0..n_layer."""
+        f = _Fields(data, where)
+        concepts = f.sub("concepts")
+        timing = f.sub("timing_s")
+        for key in timing.data:
+            timing.get(key, _NUM)
+        return cls(f.get("method", str), f.get("site", str), f.get("n_random", int), f.get("n_bootstrap", int),
+                   f.get("seed", int), CleanScores.from_fields(f.sub("clean")),
+                   {name: ConceptErasure.from_fields(concepts.sub(name), n_layer) for name in concepts.data},
+                   dict(timing.data))
 
 
 # ----------------------------------------------------------------------------- models
@@ -488,13 +658,15 @@ class ModelFit:
 
 @dataclass
 class ModelResult:
-    """One probed model: who it is (``tag``, ``role``, ``spec``, hooks' ``info``) and its fit."""
+    """One probed model: who it is (``tag``, ``role``, ``spec``, hooks' ``info``), its fit and,
+    when erasure was run, its ``erasure``."""
 
     tag: str
     role: str  # one of ROLES
     spec: str | None
     info: dict[str, Any]
     fit: ModelFit
+    erasure: ErasureResult | None = None
 
     @property
     def n_layer(self) -> int:
@@ -517,9 +689,11 @@ class ModelResult:
         return self.fit.timing_s
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tag": self.tag, "role": self.role, "spec": self.spec, "info": self.info, "n_layer": self.n_layer,
-                "d_model": self.d_model, "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
-                "verdict": self.verdict.to_dict(), "timing_s": dict(self.timing_s)}
+        out = {"tag": self.tag, "role": self.role, "spec": self.spec, "info": self.info, "n_layer": self.n_layer,
+               "d_model": self.d_model, "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
+               "verdict": self.verdict.to_dict(), "timing_s": dict(self.timing_s)}
+        _put(out, "erasure", None if self.erasure is None else self.erasure.to_dict())
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str, task_names: list[str]) -> "ModelResult":
@@ -536,7 +710,11 @@ class ModelResult:
             tasks[name] = TaskResult.from_fields(tasks_f.sub(name), n_layer)
         verdict = Verdict.from_dict(f.get("verdict", dict), f.at("verdict"))
         fit = ModelFit(n_layer, f.get("d_model", int), tasks, verdict, f.get("timing_s", dict))
-        return cls(f.get("tag", str), role, f.get("spec", _OPT_STR, required=False), f.get("info", dict), fit)
+        erasure = f.get("erasure", (dict, type(None)), required=False)
+        if erasure is not None:
+            erasure = ErasureResult.from_dict(erasure, f.at("erasure"), n_layer)
+        return cls(f.get("tag", str), role, f.get("spec", _OPT_STR, required=False), f.get("info", dict), fit,
+                   erasure)
 
 
 @dataclass
@@ -664,7 +842,7 @@ class ProbeResults:
     models: list[ModelResult]
     comparison: dict[str, dict[str, ComparisonEntry]]
     torch_version: str | None = None
-    schema: str = SCHEMA
+    schema: str = SCHEMA  # the schema it was read from; to_dict writes SCHEMA
 
     @property
     def main(self) -> ModelResult:
@@ -680,13 +858,15 @@ class ProbeResults:
         return next((m for m in self.models if m.role == role), None)
 
     def settings(self) -> dict[str, Any]:
-        """What the run measured: tasks, data, configuration (not device or threads) and models;
-        two runs with equal settings give equal results."""
+        """What the run measured: tasks, data, configuration (not device or threads), models and
+        erasure; two runs with equal settings give equal results."""
+        erased = self.main.erasure
+        erasure = None if erased is None else erasure_settings(list(erased.concepts), erased.method, erased.n_random)
         return run_settings([t.name for t in self.tasks], self.data.source(), self.config,
-                            [(m.role, m.spec) for m in self.models])
+                            [(m.role, m.spec) for m in self.models], erasure)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"schema": self.schema, "created": self.created, "version": self.version, "data": self.data.to_dict(),
+        out = {"schema": SCHEMA, "created": self.created, "version": self.version, "data": self.data.to_dict(),
                "config": self.config.to_dict(), "tasks": [t.to_dict() for t in self.tasks], "main": self.main.tag,
                "models": [m.to_dict() for m in self.models], "verdict": self.verdict.to_dict(),
                "comparison": {task: {tag: c.to_dict() for tag, c in by_model.items()}
@@ -697,12 +877,12 @@ class ProbeResults:
     @classmethod
     def from_dict(cls, data: Any) -> "ProbeResults":
         """Read a results.json dict; ValueError naming the first missing or mistyped field, or a
-        schema other than ``SCHEMA``."""
+        schema not in ``READABLE_SCHEMAS``."""
         f = _Fields(data, "results")
         schema = f.get("schema", str)
-        if schema != SCHEMA:
-            raise ValueError(f"results.schema: {schema!r} is not {SCHEMA!r} (not a probing result of this version "
-                             f"of stratascope)")
+        if schema not in READABLE_SCHEMAS:
+            raise ValueError(f"results.schema: {schema!r} is not one of {', '.join(map(repr, READABLE_SCHEMAS))} "
+                             f"(not a probing result this version of stratascope reads)")
         for key in ("created", "version", "main"):
             f.get(key, str)
         f.get("verdict", dict)
@@ -715,6 +895,8 @@ class ProbeResults:
         if f.data["main"] != tags[0]:
             raise ValueError(f"results.main {f.data['main']!r} is not the first of the models {tags}")
         models = [ModelResult.from_dict(m, f"results.models[{tag!r}]", names) for m, tag in zip(raw_models, tags)]
+        if schema == SCHEMA_V1 and any(m.erasure is not None for m in models):
+            raise ValueError(f"results.models: erasure results in a {SCHEMA_V1!r} file (erasure came with {SCHEMA!r})")
         comp = f.sub("comparison")
         comparison = {task: {tag: ComparisonEntry.from_fields(_Fields(c, f"results.comparison[{task!r}][{tag!r}]"))
                              for tag, c in _Fields(by_model, f"results.comparison[{task!r}]").data.items()}
@@ -735,11 +917,18 @@ def validate(results: ProbeResults | dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------- settings
+def erasure_settings(concepts: list[str], method: str, n_random: int) -> dict[str, Any]:
+    """The erasure part of ``run_settings``: which concepts, which eraser, how many random draws."""
+    return {"concepts": sorted(concepts), "method": method, "n_random": n_random}
+
+
 def run_settings(tasks: list[str], data_source: dict[str, Any], config: ProbeConfig,
-                 models: list[tuple[str, str | None]]) -> dict[str, Any]:
-    """The settings that decide a run's numbers (see ``ProbeResults.settings``)."""
+                 models: list[tuple[str, str | None]], erasure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings that decide a run's numbers (see ``ProbeResults.settings``); ``erasure``
+    from ``erasure_settings`` or None when the run erases nothing."""
     cfg = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_SETTINGS}
-    return {"tasks": list(tasks), "data": dict(data_source), "config": cfg, "models": [list(m) for m in models]}
+    return {"tasks": list(tasks), "data": dict(data_source), "config": cfg, "models": [list(m) for m in models],
+            "erasure": erasure}
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -748,7 +937,7 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for section in ("tasks", "models"):
         if old.get(section) != new.get(section):
             out.append(f"{section} {_show(old.get(section))} → {_show(new.get(section))}")
-    for section in ("data", "config"):
+    for section in ("data", "config", "erasure"):
         a, b = old.get(section) or {}, new.get(section) or {}
         for key in dict.fromkeys([*a, *b]):
             if a.get(key) != b.get(key):

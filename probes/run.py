@@ -8,6 +8,10 @@
 split and the same bootstrap resamples, so their numbers are directly comparable. It is
 ``load_models`` followed by ``probe_models``; the CLI calls the two itself, so that a missing
 model fails before any data is read or generated.
+
+``erase=["subject_number_next", "upos"]`` also runs causal erasure (``probes.erase``) on the main
+model and its twin, with the same sentences, split and resamples: each model's result gets an
+``erasure`` (``probes.results.ErasureResult``).
 """
 
 from __future__ import annotations
@@ -24,13 +28,25 @@ import torch
 from gpt_model.rundir import RunDir
 from hooks.spec import parse_spec
 from probes.config import ProbeConfig
+from probes.erase import ErasureSettings, check_erasable, concept_tasks
+from probes.erase import erase as erase_concepts
 from probes.models import extract, fits_context, load_backend, model_tag, random_init_twin, unknown_words
-from probes.results import SCHEMA, DataInfo, ModelResult, ProbeResults, TaskInfo, comparison_of, run_settings
+from probes.results import (
+    SCHEMA,
+    DataInfo,
+    ErasureResult,
+    ModelResult,
+    ProbeResults,
+    TaskInfo,
+    comparison_of,
+    erasure_settings,
+    run_settings,
+)
 from probes.suite import ProbeSuite
 from probes.tasks import Task, resolve_tasks
 
 __all__ = ["SCHEMA", "load_data", "load_models", "probe", "probe_models", "planned_settings", "run_of",
-           "ModelToProbe"]
+           "ModelToProbe", "Erasure", "ERASED_ROLES", "check_erasure_models"]
 
 DEFAULT_TREEBANK_DIR = Path("data/treebank")
 DEFAULT_TREEBANK_SENTENCES = 20_000
@@ -132,9 +148,47 @@ def load_models(model: Any, compare: Sequence[Any] = (), *, twin: bool = True, t
 
 
 def planned_settings(models: Sequence[ModelToProbe], tasks: Sequence[Task | str] | str | None,
-                     source: dict[str, Any], config: ProbeConfig) -> dict[str, Any]:
-    """The ``ProbeResults.settings()`` that probing these models would record."""
-    return run_settings([t.name for t in resolve_tasks(tasks)], source, config, [(m.role, m.spec) for m in models])
+                     source: dict[str, Any], config: ProbeConfig, erasure: "Erasure | None" = None) -> dict[str, Any]:
+    """The ``ProbeResults.settings()`` that probing these models (and erasing ``erasure``) would record."""
+    erased = None if erasure is None else erasure_settings(erasure.concepts, erasure.method, erasure.n_random)
+    return run_settings([t.name for t in resolve_tasks(tasks)], source, config, [(m.role, m.spec) for m in models],
+                        erased)
+
+
+# ----------------------------------------------------------------------------- erasure
+ERASED_ROLES = ("model", "random_init")  # erasure runs on the main model and its twin
+
+
+@dataclass
+class Erasure:
+    """What causal erasure to run beside the probes: the concepts (categorical task names),
+    LEACE or INLP, and the number of random-subspace draws of the control."""
+
+    concepts: list[str]
+    method: str = "leace"
+    n_random: int = 5
+
+    @classmethod
+    def of(cls, concepts: Sequence[Task | str] | str | None, method: str = "leace", n_random: int = 5
+           ) -> "Erasure | None":
+        """None for no concepts; ValueError (before any work) for a bad concept, method or count."""
+        if concepts is None:
+            return None
+        ErasureSettings(method=method, n_random=n_random)  # checks both
+        return cls([t.name for t in concept_tasks(concepts)], method, n_random)
+
+
+def check_erasure_models(models: Sequence[ModelToProbe]) -> None:
+    """ValueError (one line) when the main model or its twin cannot be erased (an nnsight backend)."""
+    for m in models:
+        if m.role not in ERASED_ROLES:
+            continue
+        try:
+            check_erasable(m.backend)
+        except ValueError as err:
+            hint = (" (the random-init twin of a Hugging Face model is probed through nnsight: add --no-twin, "
+                    "twin=False)") if m.role == "random_init" else ""
+            raise ValueError(f"{err}{hint}") from None
 
 
 # ----------------------------------------------------------------------------- probing
@@ -142,29 +196,36 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
           config: ProbeConfig | None = None, *, compare: Sequence[Any] = (), twin: bool = True,
           twin_seed: int = 0, store_dir: str | Path | None = None, batch_size: int = 32,
           data_info: dict[str, Any] | None = None, log: Log | None = None,
-          allow_nonfinite: bool = False) -> ProbeResults:
+          allow_nonfinite: bool = False, erase: Sequence[Task | str] | str | None = None,
+          erase_method: str = "leace", erase_random: int = 5, progress: bool = False) -> ProbeResults:
     """Probe ``model`` (a spec or backend), its random-init twin and ``compare`` models.
 
     Returns the typed results (``.to_dict()``: results.json, schema in docs/probes.md).
     ``store_dir``: keep each model's activations in a ``hooks.ActivationStore`` under
-    ``store_dir/<tag>`` (reused on a rerun).
+    ``store_dir/<tag>`` (reused on a rerun). ``erase``: concepts to erase at every layer of the
+    main model and its twin (``probes.erase``; ``erase_method`` "leace" or "inlp",
+    ``erase_random`` random-subspace draws); ``progress``: a progress bar on stderr while erasing.
     """
     config = config or ProbeConfig()
     tasks = resolve_tasks(tasks)  # unknown task names fail before any model is loaded
+    erasure = Erasure.of(erase, erase_method, erase_random)
     models = load_models(model, compare, twin=twin, twin_seed=twin_seed, device=config.device,
                          allow_nonfinite=allow_nonfinite)
     return probe_models(models, sentences, tasks, config, store_dir=store_dir, batch_size=batch_size,
-                        data_info=data_info, log=log)
+                        data_info=data_info, log=log, erasure=erasure, progress=progress)
 
 
 def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
                  tasks: Sequence[Task | str] | str | None = None, config: ProbeConfig | None = None, *,
                  store_dir: str | Path | None = None, batch_size: int = 32,
-                 data_info: dict[str, Any] | None = None, log: Log | None = None) -> ProbeResults:
-    """``probe`` on models already loaded (``load_models``)."""
+                 data_info: dict[str, Any] | None = None, log: Log | None = None,
+                 erasure: Erasure | None = None, progress: bool = False) -> ProbeResults:
+    """``probe`` on models already loaded (``load_models``); ``erasure``: see ``Erasure``."""
     log = log or (lambda msg: None)
     config = config or ProbeConfig()
     suite = ProbeSuite(tasks, config)
+    if erasure is not None:
+        check_erasure_models(models)
     kept = [s for s in sentences if all(fits_context(m.backend, s) for m in models)]
     skipped = len(sentences) - len(kept)
     if skipped:
@@ -183,7 +244,8 @@ def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
             tag += "_"
         if m.role != "random_init":
             _note_unknown_words(m.backend, kept, tag, unknown, log)
-        results.append(_probe_one(m, tag, suite, kept, store_dir, batch_size, log))
+        results.append(_probe_one(m, tag, suite, kept, store_dir, batch_size, log,
+                                  erasure if m.role in ERASED_ROLES else None, progress))
     data = DataInfo.from_dict({**(data_info or {}), **summary, "n_skipped_too_long": skipped,
                                "unknown_words": unknown})
     return ProbeResults(datetime.now(timezone.utc).isoformat(timespec="seconds"), _version(), data, config,
@@ -204,7 +266,8 @@ def _note_unknown_words(backend: Any, sentences: Sequence[Any], tag: str, unknow
 
 
 def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence[Any],
-               store_dir: str | Path | None, batch_size: int, log: Log) -> ModelResult:
+               store_dir: str | Path | None, batch_size: int, log: Log, erasure: Erasure | None = None,
+               progress: bool = False) -> ModelResult:
     info = m.backend.metadata
     log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})")
     t0 = time.perf_counter()
@@ -213,10 +276,18 @@ def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence
     t_extract = time.perf_counter() - t0
     log(f"[{tag}] probing {len(suite.tasks)} tasks × {feats.shape[0]} layers")
     fit = suite.fit(feats, sentences, log=log, source=f"model {tag!r}")
-    del feats
     fit.timing_s["extract"] = t_extract
     log(f"[{tag}] verdict: {fit.verdict.message}")
-    return ModelResult(tag, m.role, m.spec, info.to_dict(), fit)
+    erased = None
+    if erasure is not None:
+        log(f"[{tag}] erasing {', '.join(erasure.concepts)} ({erasure.method}, {erasure.n_random} random draws) "
+            f"at every layer")
+        d = erase_concepts(m.backend, sentences, erasure.concepts, suite.config, method=erasure.method,
+                           n_random=erasure.n_random, features=feats, batch_size=batch_size, progress=progress,
+                           log=lambda msg: log(f"[{tag}] {msg}"))
+        erased = ErasureResult.from_dict(d, f"model {tag!r}: erasure", info.n_layer)
+    del feats
+    return ModelResult(tag, m.role, m.spec, info.to_dict(), fit, erased)
 
 
 def _version() -> str:

@@ -36,6 +36,16 @@ from probes.tasks import Task, TaskLabels
 
 
 # ----------------------------------------------------------------------------- the split
+def split_positions(sentence_split: np.ndarray) -> np.ndarray:
+    """Each sentence's position among the sentences of its split (``TaskSplit.of``'s
+    ``split_pos``), from the split id per sentence (0 train, 1 validation, 2 test)."""
+    pos = np.zeros(len(sentence_split), dtype=np.int64)
+    for k in np.unique(sentence_split):
+        ids = np.nonzero(sentence_split == k)[0]
+        pos[ids] = np.arange(len(ids))
+    return pos
+
+
 class SplitFeatures(NamedTuple):
     """A task's features [P, n, d] on its train / validation / test words, standardised."""
 
@@ -51,7 +61,8 @@ class TaskSplit:
     ``order`` indexes the task's labelled words (``TaskLabels`` rows) in that order; ``y`` holds
     their labels in that order; ``test_words`` indexes the test words among the labelled words
     and ``test_sentence`` gives each one's position among the test sentences (the bootstrap's
-    unit)."""
+    unit); ``train_sentence`` gives each training word's position among the training sentences
+    (the unit of the MDL codes' bootstrap)."""
 
     n_train: int
     n_val: int
@@ -60,14 +71,17 @@ class TaskSplit:
     y: np.ndarray
     test_words: np.ndarray
     test_sentence: np.ndarray
+    train_sentence: np.ndarray
 
     @classmethod
-    def of(cls, lab: TaskLabels, sentence_split: np.ndarray, test_pos: np.ndarray) -> "TaskSplit":
+    def of(cls, lab: TaskLabels, sentence_split: np.ndarray, split_pos: np.ndarray) -> "TaskSplit":
+        """``split_pos``: each sentence's position among the sentences of its split
+        (``split_positions``)."""
         where = sentence_split[lab.sentence] if lab.n else np.zeros(0, dtype=np.int64)
         idx = [np.nonzero(where == k)[0] for k in range(3)]
         order = np.concatenate(idx)
         return cls(len(idx[0]), len(idx[1]), len(idx[2]), order, lab.y[order], idx[2],
-                   test_pos[lab.sentence[idx[2]]])
+                   split_pos[lab.sentence[idx[2]]], split_pos[lab.sentence[idx[0]]])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -105,7 +119,7 @@ class LayerFits:
     lam: np.ndarray  # [P] λ chosen per layer
     control_test: np.ndarray | None = None
     control_lam: np.ndarray | None = None
-    mdl: dict[str, Any] | None = None  # probes.mdl.online_codelength of the task …
+    mdl: dict[str, Any] | None = None  # probes.mdl.online_codelength of the task (word_bits in split order) …
     mdl_control: dict[str, Any] | None = None  # … and of its control
     cumulative_test: np.ndarray | None = None  # [n_test, P]: the probe on layers 0..ℓ
     cumulative_features: CumulativeFeatures | None = None
@@ -170,7 +184,7 @@ class CategoricalStrategy:
     def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels) -> LayerFits:
         cfg = self.config
         K = lab.n_classes
-        probe, fits = self._select(X, split, split.y, K, with_mdl=cfg.mdl)
+        probe, fits = self._select(X, split, split.y, K, with_mdl=cfg.mdl, word_bits=True)
         if cfg.control:
             # Hewitt & Liang: every word type gets one fixed random label
             control = lab.control(cfg.seed)[split.order]
@@ -184,9 +198,10 @@ class CategoricalStrategy:
         cfg = self.config
         return {"max_iter": cfg.max_iter, "tol": cfg.tol, "threads": cfg.threads}
 
-    def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, *, with_mdl: bool
-                ) -> tuple[LogisticProbe, LayerFits]:
-        """The λ path per layer, best λ on validation; its test correctness and MDL code."""
+    def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, *, with_mdl: bool,
+                word_bits: bool = False) -> tuple[LogisticProbe, LayerFits]:
+        """The λ path per layer, best λ on validation; its test correctness and MDL code (with
+        ``word_bits``: each training word's bits, in split order)."""
         cfg = self.config
         yt = torch.as_tensor(labels, device=X.train.device)
         n_tr, n_va = split.n_train, split.n_val
@@ -196,8 +211,12 @@ class CategoricalStrategy:
         if with_mdl:
             # the order in which the online code transmits the training words: a seeded permutation
             perm = torch.randperm(n_tr, generator=torch.Generator().manual_seed(cfg.seed + 7919))
-            fits.mdl = online_codelength(X.train[:, perm], ytr[perm], K, probe.lam,
+            fits.mdl = online_codelength(X.train[:, perm], ytr[perm], K, probe.lam, word_bits=word_bits,
                                          **{**self._kw(), "tol": cfg.mdl_tol})
+            if word_bits:
+                in_split_order = np.empty_like(fits.mdl["word_bits"])
+                in_split_order[:, perm.numpy()] = fits.mdl["word_bits"]
+                fits.mdl["word_bits"] = in_split_order
         return probe, fits
 
     def _cumulative(self, X: SplitFeatures, split: TaskSplit, K: int, fits: LayerFits, probe: LogisticProbe
@@ -232,7 +251,11 @@ class CategoricalStrategy:
 # ----------------------------------------------------------------------------- ordinal
 class OrdinalStrategy:
     """Ridge probes scored by R² (and Spearman's ρ). No control task: random per-type values
-    make R² meaningless (SS_tot of a few frequent types' values)."""
+    make R² meaningless (SS_tot of a few frequent types' values). No MDL code either (so no MDL
+    expected layer): coding a real-valued label needs a resolution and a noise model that the
+    categorical codes do not, and a ridge probe fitted on the first blocks (a few words) fits
+    them almost exactly, so a Gaussian with its in-sample variance would make the next block's
+    cost explode — the number would measure those choices more than the layer."""
 
     metric = "r2"
 

@@ -15,10 +15,13 @@ For each task the suite
    every layer at once (``probes.fit``), choosing L2 per layer on the validation words;
 3. fits the same probes on the Hewitt & Liang control task (``TaskLabels.control``), gets the
    majority-class baseline, the online MDL codelength of task and control (categorical tasks),
-   and the cumulative probes on layers 0..ℓ used for the expected layer (``probes.depth``) —
+   and the cumulative probes on layers 0..ℓ used for the expected layers (``probes.depth``) —
    steps 2 and 3 are the task kind's ``probes.strategy``;
 4. scores everything on the test words, with 95 % intervals from one sentence bootstrap shared by
-   all tasks and layers (``probes.metrics``), and gives the hierarchy verdict.
+   all tasks and layers (``probes.metrics``); the MDL codes, sums over the training words, get
+   theirs from a second bootstrap of the training sentences, also shared;
+5. computes the three expected layers (anchored and Tenney from the cumulative probes, MDL from
+   the codes) and gives the hierarchy verdict with the one ``ProbeConfig.expected`` names.
 
 The result is a ``probes.results.ModelFit`` (one model's part of results.json; schema in
 docs/probes.md).
@@ -36,8 +39,15 @@ import numpy as np
 from torch import Tensor
 
 from probes.config import ProbeConfig
-from probes.depth import expected_layer_anchored, expected_layer_tenney, hierarchy_verdict, peak_layer
+from probes.depth import (
+    expected_layer_anchored,
+    expected_layer_mdl,
+    expected_layer_tenney,
+    hierarchy_verdict,
+    peak_layer,
+)
 from probes.features import as_layers, check_finite, to_tensor
+from probes.mdl import resampled_codelengths
 from probes.metrics import Bootstrap, interval
 from probes.results import (
     ControlScore,
@@ -53,12 +63,14 @@ from probes.results import (
     Verdict,
     number,
 )
-from probes.strategy import LayerFits, TaskSplit, TaskStrategy, strategy_for
+from probes.strategy import LayerFits, TaskSplit, TaskStrategy, split_positions, strategy_for
 from probes.tasks import Task, TaskLabels, label_task, resolve_tasks
 
 __all__ = ["ProbeConfig", "ProbeSuite", "split_sentences", "as_layers", "to_tensor", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
+# The MDL bootstrap resamples the training sentences with its own stream of the run's seed.
+MDL_BOOTSTRAP_SEED_OFFSET = 104_729
 
 
 def split_sentences(sentences: Sequence[Any], fractions: Sequence[float] = (0.7, 0.1, 0.2),
@@ -96,9 +108,21 @@ class _Prepared:
     sentences: Sequence[Any]
     n_words: int
     split: np.ndarray  # per sentence
-    test_pos: np.ndarray  # per sentence: index among test sentences (−1 elsewhere)
+    split_pos: np.ndarray  # per sentence: index among the sentences of its split
     labels: dict[str, TaskLabels]
-    bootstrap: Bootstrap
+    bootstrap: Bootstrap  # of the test sentences
+    n_resamples: int
+    seed: int
+    _train_bootstrap: Bootstrap | None = None
+
+    @property
+    def train_bootstrap(self) -> Bootstrap:
+        """The resamples of the training sentences (for the MDL codes), drawn when first needed."""
+        if self._train_bootstrap is None:
+            n_train = int((self.split == 0).sum())
+            self._train_bootstrap = Bootstrap(max(n_train, 1), self.n_resamples,
+                                              seed=self.seed + MDL_BOOTSTRAP_SEED_OFFSET)
+        return self._train_bootstrap
 
 
 class ProbeSuite:
@@ -122,13 +146,11 @@ class ProbeSuite:
         if not sentences:
             raise ValueError("no sentences to probe")
         split = split_sentences(sentences, cfg.split, cfg.seed)
-        test_ids = np.nonzero(split == 2)[0]
-        test_pos = np.full(len(sentences), -1, dtype=np.int64)
-        test_pos[test_ids] = np.arange(len(test_ids))
+        split_pos = split_positions(split)
         labels = {t.name: label_task(t, sentences) for t in self.tasks}
         n_words = sum(len(s.words) for s in sentences)
-        boot = Bootstrap(max(len(test_ids), 1), cfg.n_bootstrap, seed=cfg.seed)
-        self._prepared = _Prepared(sentences, n_words, split, test_pos, labels, boot)
+        boot = Bootstrap(max(int((split == 2).sum()), 1), cfg.n_bootstrap, seed=cfg.seed)
+        self._prepared = _Prepared(sentences, n_words, split, split_pos, labels, boot, cfg.n_bootstrap, cfg.seed)
         return self._prepared
 
     def data_summary(self, sentences: Sequence[Any]) -> dict[str, Any]:
@@ -154,6 +176,7 @@ class ProbeSuite:
         tasks_out: dict[str, TaskResult] = {}
         boot_expected: dict[str, np.ndarray] = {}
         point_expected: dict[str, float] = {}
+        kind = self.config.expected
         timing: dict[str, float] = {"load": time.perf_counter() - t0}
         for t in self.tasks:
             t1 = time.perf_counter()
@@ -163,27 +186,33 @@ class ProbeSuite:
             if res.skipped is not None:
                 log(f"  {t.name}: skipped ({res.skipped})")
                 continue
-            e = res.expected_layer.get(self.config.expected) if res.expected_layer else None
-            if e_boot is not None:
-                boot_expected[t.name] = e_boot
+            e = res.expected_layer.get(kind) if res.expected_layer else None
+            if kind in e_boot:
+                boot_expected[t.name] = e_boot[kind]
                 point_expected[t.name] = np.nan if e is None else e
             log(f"  {t.name:<20} peak layer {res.peak_layer} ({res.metric} {res.peak.score:.3f}), "
                 f"expected layer {_fmt(e)}  [{timing[t.name]:.1f} s]")
         levels = {t.name: t.level for t in self.tasks if t.name in point_expected}
         verdict = hierarchy_verdict(point_expected, boot_expected, levels, self.config.verdict_threshold)
-        verdict["expected"] = self.config.expected
+        verdict["expected"] = kind
+        if point_expected:  # fitted tasks that have no expected layer of this kind (ordinal ones for mdl)
+            left_out = [name for name, r in tasks_out.items() if r.skipped is None and name not in point_expected]
+            if left_out:
+                verdict["left_out"] = left_out
+                why = "ordinal: no MDL code" if kind == "mdl" else f"no {kind} expected layer"
+                verdict["message"] += f"; left out: {', '.join(left_out)} ({why})"
         return ModelFit(X.shape[0] - 1, int(X.shape[2]), tasks_out, Verdict.from_dict(verdict), timing)
 
-    def _fit_task(self, X_all: Tensor, prep: _Prepared, lab: TaskLabels) -> tuple[TaskResult, np.ndarray | None]:
-        """One task on every layer; also the bootstrap samples of its expected layer (None
-        without cumulative probes)."""
+    def _fit_task(self, X_all: Tensor, prep: _Prepared, lab: TaskLabels) -> tuple[TaskResult, dict[str, np.ndarray]]:
+        """One task on every layer; also the bootstrap samples of its expected layers by kind
+        ("anchored" and "tenney" with cumulative probes, "mdl" with MDL codes)."""
         t = lab.task
         strategy = strategy_for(t, self.config)
-        split = TaskSplit.of(lab, prep.split, prep.test_pos)
+        split = TaskSplit.of(lab, prep.split, prep.split_pos)
         res = TaskResult(TaskInfo(**t.to_dict()), strategy.metric, split.counts, **strategy.describe(lab))
         res.skipped = split.too_small(self.config.min_train_words) or strategy.skip_reason(split)
         if res.skipped is not None:
-            return res, None
+            return res, {}
         fits = strategy.fit(split.features(X_all, lab), split, lab)
         scorer = _Scorer(strategy, prep.bootstrap, split, self.config.ci_level)
         s_point, s_boot = scorer(fits.test)
@@ -200,28 +229,41 @@ class ProbeSuite:
         res.peak_score, res.layer0_score = number(s_point[res.peak_layer]), number(s_point[0])
         gain = s_point[res.peak_layer] - base_point
         res.lexical = bool(gain > 0 and s_point[0] - base_point >= self.config.lexical_fraction * gain)
-        if fits.cumulative_test is None:
-            return res, None
-        return res, self._expected_layers(res, scorer, fits, base_point, base_boot)
+        return res, self._expected_layers(res, scorer, fits, split, prep, base_point, base_boot)
 
-    def _expected_layers(self, res: TaskResult, scorer: "_Scorer", fits: LayerFits, base_point: float,
-                         base_boot: np.ndarray) -> np.ndarray:
-        """Fill the cumulative scores and expected layers of ``res``; return the bootstrap
-        samples of the expected layer the verdict uses."""
-        cu_point, cu_boot = scorer(fits.cumulative_test)
-        cu_ci = interval(cu_boot, scorer.ci_level)
-        L = len(cu_point) - 1
-        res.cumulative = [CumulativeScore(l, number(cu_point[l]), Interval.of(cu_ci[l])) for l in range(L + 1)]
-        res.cumulative_features = fits.cumulative_features
-        anchored = expected_layer_anchored(cu_point, base_point)
-        tenney = expected_layer_tenney(cu_point)
-        a_boot = expected_layer_anchored(cu_boot, base_boot)
-        t_boot = expected_layer_tenney(cu_boot)
-        res.expected_layer = ExpectedLayer(
-            number(anchored), Interval.of(interval(a_boot, scorer.ci_level)),
-            number(tenney), Interval.of(interval(t_boot, scorer.ci_level)),
-            number(anchored / L) if L > 0 else None, number(tenney / L) if L > 0 else None)
-        return a_boot if self.config.expected == "anchored" else t_boot
+    def _expected_layers(self, res: TaskResult, scorer: "_Scorer", fits: LayerFits, split: TaskSplit,
+                         prep: _Prepared, base_point: float, base_boot: np.ndarray) -> dict[str, np.ndarray]:
+        """Fill the cumulative scores and the expected layers of ``res`` (those its fits allow;
+        none without cumulative probes or MDL codes); return their bootstrap samples by kind."""
+        L = len(res.layers) - 1
+        boots: dict[str, np.ndarray] = {}
+        point: dict[str, float] = {}
+        if fits.cumulative_test is not None:
+            cu_point, cu_boot = scorer(fits.cumulative_test)
+            cu_ci = interval(cu_boot, scorer.ci_level)
+            res.cumulative = [CumulativeScore(l, number(cu_point[l]), Interval.of(cu_ci[l])) for l in range(L + 1)]
+            res.cumulative_features = fits.cumulative_features
+            point["anchored"], boots["anchored"] = (expected_layer_anchored(cu_point, base_point),
+                                                    expected_layer_anchored(cu_boot, base_boot))
+            point["tenney"], boots["tenney"] = expected_layer_tenney(cu_point), expected_layer_tenney(cu_boot)
+        if fits.mdl is not None:
+            uniform_per_word = fits.mdl["uniform_bits"] / split.n_train
+            bits_boot, uniform_boot = resampled_codelengths(fits.mdl["word_bits"], uniform_per_word,
+                                                            split.train_sentence, prep.train_bootstrap)
+            point["mdl"] = expected_layer_mdl(fits.mdl["codelength_bits"], fits.mdl["uniform_bits"])
+            boots["mdl"] = expected_layer_mdl(bits_boot, uniform_boot)
+        if not boots:
+            return boots
+
+        def value(kind: str) -> tuple[float | None, Interval, float | None]:
+            if kind not in boots:
+                return None, Interval(None, None), None
+            e = point[kind]
+            return number(e), Interval.of(interval(boots[kind], scorer.ci_level)), number(e / L) if L > 0 else None
+
+        (anchored, a_ci, a_rel), (tenney, t_ci, t_rel), (mdl, m_ci, m_rel) = map(value, ("anchored", "tenney", "mdl"))
+        res.expected_layer = ExpectedLayer(anchored, a_ci, tenney, t_ci, a_rel, t_rel, mdl, m_ci, m_rel)
+        return boots
 
 
 @dataclass

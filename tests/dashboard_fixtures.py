@@ -3,7 +3,9 @@
     runs/tiny/      the real trainer (gpt_model.train.train) on a small treebank: config.json,
                     model.safetensors, tokenizer/vocab.json, metrics.jsonl, results.json,
                     checkpoints/step_0000006 and step_0000012, data/ (the treebank), and
-                    probes/tiny/results.json (+ csv, html, report.md) from probes.probe
+                    probes/tiny/results.json (+ csv, html, report.md) from probes.probe, with
+                    hand-made erasure results for the model and its twin (erasure_fixtures: the
+                    pages' rendering of them is what is tested, not the numbers' making)
     runs/broken/    a config.json that is not JSON
     runs/pending/   a valid config.json and nothing else (a run that has not written weights)
     runs/escape     a symlink to a run directory outside the root (must be refused)
@@ -47,9 +49,20 @@ def probe_tiny(run: Path) -> Path:
     # small grids: the real suite (controls, MDL, cumulative probes, verdict), in seconds
     config = probes.ProbeConfig(n_bootstrap=40, seed=0, lambdas=(1e-2,), ridge_lambdas=(1.0,), max_iter=30)
     results = probes.probe(str(run), sentences, config=config, data_info=source)
+    add_erasure(results)
     out = run / "probes" / results.main.tag
     probes.write_outputs(results, out)
     return out
+
+
+def add_erasure(results) -> None:
+    """Attach hand-made erasure results (the results.json schema) to the model and its twin."""
+    from erasure_fixtures import erasure_dict
+    from probes.results import ErasureResult
+
+    for m in results.models:
+        data = erasure_dict(m.n_layer, twin=m.role == "random_init")
+        m.erasure = ErasureResult.from_dict(data, f"{m.tag}.erasure", m.n_layer)
 
 
 def build_runs_root(base: Path) -> Path:

@@ -145,3 +145,84 @@ def test_head_cycle_names_the_words_on_the_cycle() -> None:
     # no HEAD ("_") and HEADs outside the sentence end a path: they are not cycles
     assert head_cycle([Word(1, "a", head=None), Word(2, "b", head=9)]) is None
     assert all(head_cycle(s) is None for s in generate_sentences(300, seed=2))
+
+
+UD_SAMPLE = """\
+# text = The keys to the cabinet are here.
+1	The	the	DET	DT	Definite=Def|PronType=Art	2	det	_	_
+2	keys	key	NOUN	NNS	Number=Plur	6	nsubj	_	_
+3	to	to	ADP	IN	_	5	case	_	_
+4	the	the	DET	DT	Definite=Def|PronType=Art	5	det	_	_
+5	cabinet	cabinet	NOUN	NN	Number=Sing	2	nmod	_	_
+6	are	be	AUX	VBP	Mood=Ind|Number=Plur|Person=3|Tense=Pres|VerbForm=Fin	0	root	_	_
+7	here	here	ADV	RB	PronType=Dem	6	advmod	_	SpaceAfter=No
+8	.	.	PUNCT	.	_	6	punct	_	_
+
+# text = The author of the books is here.
+1	The	the	DET	DT	Definite=Def|PronType=Art	2	det	_	_
+2	author	author	NOUN	NN	Number=Sing	6	nsubj	_	_
+3	of	of	ADP	IN	_	5	case	_	_
+4	the	the	DET	DT	Definite=Def|PronType=Art	5	det	_	_
+5	books	book	NOUN	NNS	Number=Plur	2	nmod	_	_
+6	is	be	AUX	VBZ	Mood=Ind|Number=Sing|Person=3|Tense=Pres|VerbForm=Fin	0	root	_	_
+7	here	here	ADV	RB	PronType=Dem	6	advmod	_	SpaceAfter=No
+8	.	.	PUNCT	.	_	6	punct	_	_
+
+# text = The dogs of the man was here.
+1	The	the	DET	DT	Definite=Def|PronType=Art	2	det	_	_
+2	dogs	dog	NOUN	NNS	Number=Plur	6	nsubj	_	_
+3	of	of	ADP	IN	_	5	case	_	_
+4	the	the	DET	DT	Definite=Def|PronType=Art	5	det	_	_
+5	man	man	NOUN	NN	Number=Sing	2	nmod	_	_
+6	was	be	AUX	VBD	Mood=Ind|Number=Sing|Person=3|Tense=Past|VerbForm=Fin	0	root	_	_
+7	here	here	ADV	RB	PronType=Dem	6	advmod	_	_
+
+# text = The friend of the kids sings.
+1	The	the	DET	DT	Definite=Def|PronType=Art	2	det	_	_
+2	friend	friend	NOUN	NN	Number=Sing	6	nsubj	_	_
+3	of	of	ADP	IN	_	5	case	_	_
+4	the	the	DET	DT	Definite=Def|PronType=Art	5	det	_	_
+5	kids	kid	NOUN	NNS	Number=Plur	2	nmod	_	_
+6	sings	sing	VERB	VBZ	Mood=Ind|Number=Sing|Person=3|Tense=Pres|VerbForm=Fin	0	root	_	_
+
+# text = Is the cat near the dogs asleep ?
+1	Is	be	AUX	VBZ	Mood=Ind|Number=Sing|Person=3|Tense=Pres|VerbForm=Fin	7	cop	_	_
+2	the	the	DET	DT	Definite=Def|PronType=Art	3	det	_	_
+3	cat	cat	NOUN	NN	Number=Sing	7	nsubj	_	_
+4	near	near	ADP	IN	_	6	case	_	_
+5	the	the	DET	DT	Definite=Def|PronType=Art	6	det	_	_
+6	dogs	dog	NOUN	NNS	Number=Plur	3	nmod	_	_
+7	asleep	asleep	ADJ	JJ	Degree=Pos	0	root	_	_
+8	?	?	PUNCT	.	_	7	punct	_	_
+
+"""
+
+
+def test_corpus_minimal_pairs_on_a_ud_file(tmp_path) -> None:
+    """Pairs from any CoNLL-U file with Number features: the wrong form is the same lemma's
+    other-number form with the same other features, where the file attests it."""
+    from corpus import read_conllu
+    from corpus.labels import corpus_minimal_pairs, inflection_table
+
+    path = tmp_path / "ud.conllu"
+    path.write_text(UD_SAMPLE)
+    sentences = read_conllu(path)
+    table = inflection_table(sentences)
+    present = frozenset({("Mood", "Ind"), ("Person", "3"), ("Tense", "Pres"), ("VerbForm", "Fin")})
+    assert table[("be", "AUX", present)] == {"Plur": "are", "Sing": "is"}
+    pairs = corpus_minimal_pairs(sentences)
+    assert pairs == [
+        (["The", "keys", "to", "the", "cabinet"], "are", "is"),
+        (["The", "author", "of", "the", "books"], "is", "are"),
+        # "was" disagrees with its subject ("dogs"): no pair; "sings" has no attested "sing";
+        # the copula "Is" has no subject of its own in UD (nsubj hangs on the predicate)
+    ]
+    # a table from other sentences decides which wrong forms exist
+    assert corpus_minimal_pairs(sentences[1:2], table=inflection_table(sentences[1:2])) == []
+    assert corpus_minimal_pairs(sentences[1:2], table=table) == [pairs[1]]
+
+
+def test_corpus_minimal_pairs_match_the_grammar_pairs_on_the_treebank(sentences: list[Sentence]) -> None:
+    from corpus.labels import corpus_minimal_pairs
+
+    assert corpus_minimal_pairs(sentences) == agreement_minimal_pairs(sentences)

@@ -1,7 +1,8 @@
 """End to end: `stratascope dashboard` in a subprocess, every page driven in headless Chromium.
 
 Checks that each page renders its plotly charts and no Streamlit exception, that typing a
-sentence updates the Attention page, that a path outside the root is refused, and saves one
+sentence updates the Attention page, that the Probes page draws the causal-erasure curve of
+results that include erasure, that a path outside the root is refused, and saves one
 screenshot per page to build/screenshots/ (the README's pictures in docs/screenshots/ are made by
 pointing STRATASCOPE_SCREENSHOTS there while driving the real demo run).
 
@@ -80,9 +81,14 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None
 
 
 @pytest.fixture(scope="module")
-def server(request):
+def server_root(request) -> Path:
     given = os.environ.get("STRATASCOPE_BROWSER_RUNS")
-    root = Path(given) if given else request.getfixturevalue("runs_root")
+    return Path(given) if given else request.getfixturevalue("runs_root")
+
+
+@pytest.fixture(scope="module")
+def server(server_root):
+    root = server_root
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     if not os.environ.get("STRATASCOPE_BROWSER_RUNS"):
@@ -176,6 +182,26 @@ def test_typing_a_sentence(server, browser):
     settle(page, 5)
     no_exception(page)
     assert page.get_by_text("7·sleep").count() > 0  # the new tokens label the heatmaps
+    page.close()
+
+
+def test_erasure_curve_in_chromium(server, server_root, browser):
+    url, run = server
+    probes_dir = server_root / run / "probes"
+    tags = sorted(p for p in probes_dir.iterdir() if (p / "results.json").is_file()) if probes_dir.is_dir() else []
+    if not tags or '"erasure"' not in (tags[0] / "results.json").read_text():  # the page shows the first tag
+        pytest.skip(f"the probing results of {run} include no erasure")  # the fixture's always do
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{url}/probes?run={run}")
+    settle(page, 5)
+    no_exception(page)
+    chart = page.locator(".st-key-probes_erasure .js-plotly-plot")
+    chart.scroll_into_view_if_needed()
+    assert chart.count() == 1
+    assert chart.locator(".main-svg").count() >= 1  # drawn, not a placeholder
+    assert "Causal erasure" in chart.locator(".gtitle").text_content()
+    assert chart.locator(".scatterlayer .trace").count() >= 4  # erased and random curves, main model and twin
+    assert page.get_by_text("Causal erasure", exact=True).count() >= 1  # the section's header
     page.close()
 
 

@@ -246,6 +246,8 @@ def test_drift_page(app, runs_root):  # noqa: F811
 # ----------------------------------------------------------------------------- Probes
 def test_probes_page(app, runs_root):  # noqa: F811
     from probes import load_results
+    from probes.depth import EXPECTED_KINDS
+    from probes.report import EXPECTED_NAMES
 
     results = load_results(runs_root / "tiny" / "probes" / "tiny").to_dict()
     at = app("probes")
@@ -268,11 +270,55 @@ def test_probes_page(app, runs_root):  # noqa: F811
     assert row["peak layer"] == r["peak_layer"] and row["peak score"] == pytest.approx(r["peak_score"])
     levels = table(at, "mean expected layer")
     assert list(levels["level"]) == list(main["verdict"]["levels"])
+    # the expected layer under every definition, the verdict's named
+    kinds = table(at, "anchored 95% CI")
+    defined = {name: r["expected_layer"] for name, r in main["tasks"].items() if not r.get("skipped")}
+    assert list(kinds["task"]) == list(defined)
+    for kind in EXPECTED_KINDS:  # anchored, Tenney, MDL
+        want = [np.nan if e.get(kind) is None else e[kind] for e in defined.values()]
+        shown = pd.to_numeric(kinds[EXPECTED_NAMES[kind]]).astype(float)
+        assert list(shown) == pytest.approx(want, nan_ok=True), kind
+    assert f"the verdict uses **{main['verdict']['expected']}**" in texts(at.caption)
     # the twin's table
     at.selectbox(key="probes_model").set_value(results["models"][1]["tag"]).run()
     twin = results["models"][1]["tasks"][first_task["name"]]
     row = table(at, "peak score").iloc[0]
     assert row["peak score"] == pytest.approx(twin["peak_score"])
+
+
+def test_probes_page_shows_erasure(app, runs_root):  # noqa: F811
+    from probes import load_results
+
+    results = load_results(runs_root / "tiny" / "probes" / "tiny").to_dict()
+    main, twin = results["models"][0], results["models"][1]
+    at = app("probes")
+    fig = figures(at)["probes_erasure"]
+    assert "Causal erasure" in fig.layout.title.text
+    number = main["erasure"]["concepts"]["subject_number_next"]["layers"]
+    # the first column (subject_number_next), top row (attractor agreement): the main model and its twin
+    for model, dash in ((main, "solid"), (twin, "dash")):
+        tag = model["tag"]
+        layers = model["erasure"]["concepts"]["subject_number_next"]["layers"]
+        erased = next(t for t in fig.data if t.name == f"{tag}: erased" and t.xaxis == "x")
+        assert list(erased.x) == [x["layer"] for x in layers] and erased.line.dash == dash
+        assert list(erased.y) == pytest.approx([x["agreement"]["value"] for x in layers])
+        control = next(t for t in fig.data if t.name == f"{tag}: random subspace" and t.xaxis == "x")
+        assert list(control.y) == pytest.approx([x["random"]["agreement"]["value"] for x in layers])
+        clean = next(t for t in fig.data if t.name == f"{tag}: clean")
+        assert set(clean.y) == {model["erasure"]["clean"]["agreement"]["value"]}
+    band = next(t for t in fig.data if t.fill == "toself" and t.xaxis == "x")
+    assert list(band.y) == pytest.approx([x["agreement"]["ci"][1] for x in number]
+                                         + [x["agreement"]["ci"][0] for x in number][::-1])
+    shown = texts(at.markdown)
+    for m in (main, twin):
+        for concept in m["erasure"]["concepts"].values():
+            assert concept["reading"] in shown
+    at.selectbox(key="probes_model").set_value(twin["tag"]).run()
+    rows = table(at, "random: agreement")
+    upos = rows[rows["concept"] == "upos"]
+    assert list(upos["loss change"]) == pytest.approx(
+        [x["loss_delta"]["value"] for x in twin["erasure"]["concepts"]["upos"]["layers"]])
+    assert upos["agreement"].isna().all()  # no minimal pairs measured for upos
 
 
 # ----------------------------------------------------------------------------- Compare

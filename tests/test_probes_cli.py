@@ -304,3 +304,4 @@ def test_suite_refuses_nonfinite_features():
     X[1, 5, 2] = float("inf")
     with pytest.raises(ValueError, match=r"layer 1 \(blocks.0.hook_resid_post\) hold 1 "):
         probes.ProbeSuite(["upos"], probes.ProbeConfig(n_bootstrap=5)).fit(X, sentences)
+

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from probes.mdl import BLOCKS, block_ends, online_codelength
+from probes.mdl import BLOCKS, block_ends, online_codelength, resampled_codelengths
+from probes.metrics import Bootstrap
 
 
 def test_block_schedule():
@@ -52,3 +53,40 @@ def test_online_code_by_hand_for_a_constant_label():
     assert out["first_block"] == 2
     assert out["codelength_bits"][0] == pytest.approx(2.0, abs=0.5)
     assert out["compression"][0] > 500
+
+
+def test_word_bits_add_up_to_the_codelength():
+    rng = np.random.default_rng(2)
+    n, K = 1000, 3
+    y = rng.integers(0, K, size=n)
+    X = rng.normal(size=(2, n, 4)).astype(np.float32)
+    X[1, np.arange(n), y] += 2.0
+    out = online_codelength(torch.from_numpy(X), torch.from_numpy(y), K, 1e-2, word_bits=True)
+    bits = out["word_bits"]
+    assert bits.shape == (2, n) and np.all(bits >= 0)
+    assert np.allclose(bits.sum(axis=1), out["codelength_bits"])
+    # the first block is sent with the uniform code
+    assert np.allclose(bits[:, :out["first_block"]], math.log2(K))
+    # the informative layer's words are cheaper after the first blocks
+    assert bits[1, n // 2:].mean() < 0.6 * bits[0, n // 2:].mean()
+    assert "word_bits" not in online_codelength(torch.from_numpy(X), torch.from_numpy(y), K, 1e-2)
+
+
+def test_resampled_codelengths_by_hand():
+    # 3 sentences with 2, 1 and 3 words; two layers
+    sentence = np.array([0, 0, 1, 2, 2, 2])
+    word_bits = np.array([[1.0, 2.0, 4.0, 0.5, 0.5, 1.0], [3.0, 0.0, 1.0, 1.0, 1.0, 1.0]])
+    boot = Bootstrap(3, n_resamples=4, seed=0)
+    codelength, uniform = resampled_codelengths(word_bits, 1.5, sentence, boot)
+    assert codelength.shape == (4, 2) and uniform.shape == (4,)
+    per_sentence = np.array([[3.0, 3.0], [4.0, 1.0], [2.0, 3.0]])  # [sentence, layer]
+    words = np.array([2, 1, 3])
+    for b in range(4):
+        c = boot.counts[b]
+        assert np.allclose(codelength[b], c @ per_sentence)
+        assert uniform[b] == pytest.approx(1.5 * (c @ words))
+    # a resample that draws every sentence once is the code itself
+    once = Bootstrap(3, n_resamples=1, seed=0)
+    once.counts = np.ones((1, 3))
+    codelength, uniform = resampled_codelengths(word_bits, 1.5, sentence, once)
+    assert np.allclose(codelength[0], word_bits.sum(axis=1)) and uniform[0] == 9.0

@@ -3,12 +3,17 @@
     stratascope probe --model runs/demo --data treebank
     stratascope probe --model runs/demo --data ../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu
     stratascope probe --model runs/demo --data treebank --compare gpt2:/models/gpt2 --tasks upos,depth
+    stratascope probe --model runs/demo --data treebank --erase subject_number_next,upos
     stratascope probe --list-tasks
 
 --data treebank is the probe split (probe.conllu) of the built-in treebank: --treebank DIR if
 given (an error when DIR has none), else the treebank the run was trained on (its config.json
 "data" section, by default RUN/data), else data/treebank/ (generated there, 20,000 sentences,
 seed 0, when missing).
+
+--erase CONCEPTS also runs causal erasure on the model and its random-init twin: each concept (a
+categorical task) is erased at every layer (LEACE, or --erase-method inlp) on the held-out
+sentences, against a random subspace of the same rank (--erase-random draws); see docs/probes.md.
 
 Writes results.json, results.csv, figures.html (standalone, works offline) and report.md to
 --out (default: runs/NAME/probes/MODEL-TAG/, with "@DATA" appended to the tag for a CoNLL-U file).
@@ -49,12 +54,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-sentences", type=int, metavar="N", help="probe at most the first N sentences")
     parser.add_argument("--seed", type=int, default=0, help="split, control task and bootstrap seed (default 0)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples (default 1000)")
-    parser.add_argument("--expected", choices=["anchored", "tenney"], default="anchored",
+    parser.add_argument("--expected", choices=["anchored", "tenney", "mdl"], default="anchored",
                         help="expected layer used by the verdict (default anchored; see docs/probes.md)")
     parser.add_argument("--no-mdl", action="store_true", help="skip the MDL online codes")
     parser.add_argument("--no-control", action="store_true", help="skip the control tasks")
     parser.add_argument("--no-cumulative", action="store_true",
-                        help="skip the cumulative probes (no expected layers, no verdict)")
+                        help="skip the cumulative probes (no anchored or Tenney expected layers; only "
+                             "--expected mdl still gives a verdict)")
+    parser.add_argument("--erase", nargs="+", metavar="CONCEPT",
+                        help="erase these categorical tasks (names or comma-separated) at every layer of the model "
+                             "and its twin, and measure agreement and loss against a random-subspace control")
+    parser.add_argument("--erase-method", choices=["leace", "inlp"], default="leace",
+                        help="eraser for --erase (default leace)")
+    parser.add_argument("--erase-random", type=int, default=5, metavar="N",
+                        help="random-subspace draws of the erasure control (default 5)")
     parser.add_argument("--device", default="cpu", help="torch device for the model and the probes (default cpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads for the probe fits (default: auto)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
@@ -113,7 +126,7 @@ def default_out(model: str, data: str, tag: str) -> Path:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    for flag in ("bootstrap", "batch_size", "max_sentences", "threads"):
+    for flag in ("bootstrap", "batch_size", "max_sentences", "threads", "erase_random"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "bootstrap" else 1):
             raise ValueError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'bootstrap' else '>= 1'}, got {value}")
@@ -137,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks:
         tasks = [name.strip() for item in args.tasks for name in item.split(",") if name.strip()]
     tasks = probes.resolve_tasks(tasks)  # unknown names fail here, before any model is loaded
+    erasure = None
+    if args.erase:
+        from probes.run import Erasure
+
+        concepts = [name.strip() for item in args.erase for name in item.split(",") if name.strip()]
+        erasure = Erasure.of(concepts, args.erase_method, args.erase_random)
     check_device(args.device)
     _check_dir_option(args.out, "--out")
     _check_dir_option(args.store, "--store")
@@ -147,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
     # the models first: a missing one fails before any treebank is read or generated
     models = probes.load_models(args.model, args.compare, twin=not args.no_twin, twin_seed=args.twin_seed,
                                 device=args.device, allow_nonfinite=args.allow_nonfinite)
+    if erasure is not None:
+        from probes.run import check_erasure_models
+
+        check_erasure_models(models)
     out = Path(args.out) if args.out else default_out(args.model, args.data,
                                                       probes.model_tag(models[0].backend.metadata.name))
     _check_dir_option(out, "--out")
@@ -154,9 +177,10 @@ def run(args: argparse.Namespace) -> int:
                                          max_sentences=args.max_sentences, log=log)
     log(f"data: {source['path']} ({len(sentences)} sentences)")
     if not args.force:
-        probes.check_overwrite(out, probes.planned_settings(models, tasks, source, config))
+        probes.check_overwrite(out, probes.planned_settings(models, tasks, source, config, erasure))
     results = probes.probe_models(models, sentences, tasks, config, store_dir=args.store,
-                                  batch_size=args.batch_size, data_info=source, log=log)
+                                  batch_size=args.batch_size, data_info=source, log=log, erasure=erasure,
+                                  progress=not args.quiet)
     paths = probes.write_outputs(results, out)
     print(probes.summary(results))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

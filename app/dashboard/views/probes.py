@@ -1,9 +1,13 @@
-"""Probes: score curves with intervals, control and selectivity, MDL, expected layers, verdict."""
+"""Probes: score curves with intervals, control and selectivity, MDL, expected layers under every
+definition, verdict, and the causal-erasure curves when the results include them."""
+
+from typing import Any
 
 import streamlit as st
 
 from app.dashboard import data, ui
-from probes.results import Interval, ModelResult, ProbeResults
+from probes.report import EXPECTED_NAMES, expected_by_kind
+from probes.results import Interval, Measurement, ModelResult, ProbeResults
 
 VERDICT_BOX = {True: st.success, False: st.warning, None: st.info}
 
@@ -38,12 +42,76 @@ def task_rows(results: ProbeResults, model: ModelResult) -> list[dict]:
     return rows
 
 
+def expected_rows(results: ProbeResults, model: ModelResult) -> list[dict]:
+    """Per task, the expected layer and its interval under every definition."""
+    rows = []
+    for t in results.tasks:
+        r = model.tasks.get(t.name)
+        if r is None or r.skipped is not None:
+            continue
+        row = {"task": t.name, "level": t.level}
+        for kind, (value, ci) in expected_by_kind(r).items():
+            name = EXPECTED_NAMES.get(kind, kind)
+            row[name] = value
+            row[f"{name} 95% CI"] = _interval(ci) if ci is not None else "–"
+        rows.append(row)
+    return rows
+
+
+def erasure_rows(model: ModelResult) -> list[dict]:
+    """Per erased concept and layer: the behaviour after erasure beside the random control."""
+    e = model.erasure
+    if e is None:
+        return []
+    rows = []
+    for c in e.concepts.values():
+        for x in c.layers:
+            rows.append({
+                "concept": c.task, "layer": x.layer, "rank": c.rank,
+                "agreement": _value(x.erased.agreement), "agreement 95% CI": _ci_of(x.erased.agreement),
+                "random: agreement": _value(x.random.agreement),
+                "loss change": _value(x.erased.loss_delta), "loss change 95% CI": _ci_of(x.erased.loss_delta),
+                "random: loss change": _value(x.random.loss_delta),
+                "probe accuracy": _value(x.erased.probe_accuracy), "majority": c.majority,
+                "random: probe accuracy": _value(x.random.probe_accuracy),
+            })
+    return rows
+
+
+def _value(m: Measurement | None) -> float | None:
+    return None if m is None else m.value
+
+
+def _ci_of(m: Measurement | None) -> str:
+    return "–" if m is None else _interval(m.ci)
+
+
 def _n(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
 def _interval(ci: Interval) -> str:
     return f"[{_n(ci.low)}, {_n(ci.high)}]"
+
+
+def erasure_section(results: ProbeResults, fig: Any) -> None:
+    """The readings and clean numbers of every model with erasure, then the erasure figure."""
+    st.header("Causal erasure")
+    st.caption("Each concept erased (LEACE/INLP) from the residual stream at one layer at a time, at every position. "
+               "Lines with 95% bootstrap bands: the behaviour after erasure; dotted: a random subspace of the same "
+               "rank; dash-dot: the clean model. The probe's accuracy after erasure should fall to the majority "
+               "baseline (the eraser worked).")
+    for m in results.models:
+        e = m.erasure
+        if e is None:
+            continue
+        clean = e.clean
+        agreement = "no attractor minimal pairs" if clean.agreement is None else (
+            f"attractor agreement {_n(clean.agreement.value)} {_interval(clean.agreement.ci)} on {clean.n_pairs} pairs")
+        loss = "no next-token loss" if clean.loss is None else f"next-token loss {_n(clean.loss.value)} nats/token"
+        st.markdown(f"**{m.tag}** ({m.role.replace('_', '-')}, {e.method.upper()}; clean: {agreement}, {loss})\n\n"
+                    + "\n".join(f"- {c.reading}" for c in e.concepts.values()))
+    ui.plot(fig, key="probes_erasure", own_theme=True)
 
 
 def render() -> None:
@@ -79,17 +147,25 @@ def render() -> None:
         figs = figures(results)
         for name, fig in figs.items():  # interval bands are polygons: no markers at their corners
             fig.update_traces(mode="lines", selector={"fill": "toself"})
-            if name != "expected_layers":  # per-task grids: the x title would cover the next row's titles
+            # per-task grids: the x title would cover the next row's subplot titles (the erasure figure
+            # has x titles on its bottom row only)
+            if name not in ("expected_layers", "erasure"):
                 fig.update_xaxes(title_text=None)
         st.header("Expected layer per task")
         st.caption("Colour = the level the task is expected at (blue early, green middle, red late); dashed lines: "
                    "the main model's level means; marker: circle = model, × = random-init twin, ◆ = compared model.")
         ui.plot(figs["expected_layers"], key="probes_expected", own_theme=True)
+        used = results.main.verdict.expected
+        st.caption(f"Expected layer of `{results.main.tag}` under every definition; the verdict uses **{used}** "
+                   f"(`--expected`).")
+        ui.dataframe(expected_rows(results, results.main), key="probes_expected_kinds")
         st.header("Score by layer")
         st.caption("x: layer (0 = embeddings). Test accuracy (categorical) or R² (ordinal) of a linear probe on each "
                    "layer, with 95% bootstrap intervals; dotted: the control task; grey line: the majority / mean "
                    "baseline.")
         ui.plot(figs["curves"], key="probes_curves", own_theme=True)
+        if "erasure" in figs:
+            erasure_section(results, figs["erasure"])
         st.header("Selectivity (task − control)")
         ui.plot(figs["selectivity"], key="probes_selectivity", own_theme=True)
         st.header("MDL (online codelength)")
@@ -100,6 +176,9 @@ def render() -> None:
     which = st.selectbox("Model", [m.tag for m in results.models], key="probes_model")
     model = next(m for m in results.models if m.tag == which)
     ui.dataframe(task_rows(results, model), key="probes_tasks")
+    if model.erasure is not None:
+        st.subheader(f"Erasure: {model.tag}")
+        ui.dataframe(erasure_rows(model), key="probes_erasure_table")
 
 
 render()
