@@ -17,6 +17,9 @@ A ``Grammar`` is a head-annotated probabilistic context-free grammar written wit
   are renormalised exactly for it (see ``corpus.pcfg``).
 * ``word_classes`` are the pre-terminals: each has a UPOS, XPOS, FEATS and a weighted word list.
   A word may belong to several classes; that is where part of speech depends on context.
+* ``name`` says which built-in grammar it is (``builtin_grammar(name)``); ``annotate``, when
+  given, writes further gold labels into the words of every generated sentence after the
+  standard ones (the deep grammar's agreement, open-subject and clause-depth labels).
 
 How the default grammar stays unambiguous (proved by ``tests/test_corpus_grammar.py`` with an
 exhaustive chart parser): every noun phrase starts with a determiner, so a noun/verb homograph
@@ -29,7 +32,7 @@ sentential verb, relative "that" follows a noun and determiner "that" precedes a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -114,8 +117,14 @@ class Grammar:
     embedding: frozenset[str] = frozenset({"PP", "RC", "CP"})
     max_depth: int = 2
     max_words: int = 30
+    name: str = "default"
+    annotate: Callable[[list], None] | None = None  # words of a sentence -> None (writes MISC)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", self.name):
+            raise ValueError(f"Grammar.name must be a lower-case identifier, got {self.name!r}")
+        if self.annotate is not None and not callable(self.annotate):
+            raise ValueError("Grammar.annotate must be callable or None")
         if not isinstance(self.max_depth, int) or self.max_depth < 0:
             raise ValueError(f"Grammar.max_depth must be an int >= 0, got {self.max_depth!r}")
         if not isinstance(self.max_words, int) or self.max_words < 1:
@@ -300,3 +309,18 @@ DEFAULT_GRAMMAR = Grammar(
         "Punct": WordClass("PUNCT", ".", {".": 1.0}),
     },
 )
+
+
+GRAMMAR_NAMES: tuple[str, ...] = ("default", "deep")
+
+
+def builtin_grammar(name: str) -> Grammar:
+    """The built-in grammar called ``name``: ``default`` (``DEFAULT_GRAMMAR``) or ``deep``
+    (``corpus.deep_grammar.DEEP_GRAMMAR``)."""
+    if name == "default":
+        return DEFAULT_GRAMMAR
+    if name == "deep":
+        from corpus.deep_grammar import DEEP_GRAMMAR  # imported here: it builds on this module
+
+        return DEEP_GRAMMAR
+    raise ValueError(f"unknown grammar {name!r}; choose one of {', '.join(GRAMMAR_NAMES)}")

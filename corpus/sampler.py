@@ -71,7 +71,8 @@ def generate_sentences(n: int, seed: int, grammar: Grammar = DEFAULT_GRAMMAR) ->
     """``n`` labelled sentences drawn from ``grammar``; deterministic in ``seed``.
 
     Each sentence has ``logprob`` (natural log, exact), ``metadata`` with ``sent_id``
-    (``"<seed>-<index>"``) and ``text``, and fully labelled words (see ``corpus.labels``).
+    (``"<seed>-<index>"``) and ``text``, and fully labelled words (see ``corpus.labels``, and
+    ``grammar.annotate`` for a grammar's own labels).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be an int >= 0, got {n!r}")
@@ -79,11 +80,14 @@ def generate_sentences(n: int, seed: int, grammar: Grammar = DEFAULT_GRAMMAR) ->
         raise ValueError(f"seed must be an int, got {seed!r}")
     pcfg = compile_grammar(grammar)
     rng = random.Random(seed)
+    annotate = grammar.annotate
     sentences = []
     with gc_paused():
         for i in range(n):
             tree, logp = sample_derivation(pcfg, rng)
             words = derivation_to_words(tree, pcfg)
+            if annotate is not None:
+                annotate(words)
             text = " ".join(w.form for w in words)
             sentences.append(Sentence(words, {"sent_id": f"{seed}-{i}", "text": text}, logp))
     return sentences

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from corpus.grammar import DEFAULT_GRAMMAR, Grammar
 from corpus.labels import agreement_minimal_pairs
 from corpus.sentence import Sentence
 
@@ -74,7 +75,7 @@ def label_distributions(sentences: Sequence[Sentence]) -> dict[str, dict[str, in
     }
 
 
-def agreement_stats(sentences: Sequence[Sentence]) -> dict[str, float | int]:
+def agreement_stats(sentences: Sequence[Sentence], grammar: Grammar = DEFAULT_GRAMMAR) -> dict[str, float | int]:
     verbs = attractors = sentences_with = 0
     for s in sentences:
         found = False
@@ -90,7 +91,7 @@ def agreement_stats(sentences: Sequence[Sentence]) -> dict[str, float | int]:
         "verbs_with_attractor": attractors,
         "attractor_rate": attractors / verbs if verbs else 0.0,
         "sentences_with_attractor": sentences_with,
-        "minimal_pairs": len(agreement_minimal_pairs(sentences)),
+        "minimal_pairs": len(agreement_minimal_pairs(sentences, grammar)),
     }
 
 

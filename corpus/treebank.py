@@ -1,4 +1,4 @@
-"""Write the built-in treebank: ``write_treebank(out_dir, n_sentences, seed)``.
+"""Write the built-in treebank: ``write_treebank(out_dir, n_sentences, seed, grammar=...)``.
 
 Files (all deterministic: the same arguments give byte-identical files):
 
@@ -15,7 +15,9 @@ Files (all deterministic: the same arguments give byte-identical files):
 ``stats.json``
     The entropy floor (overall, per split, and the grammar's exact expectation), unigram
     entropy, length histogram, label distributions, attractor rate and split sizes. Written
-    last, so it marks a complete treebank.
+    last, so it marks a complete treebank. A grammar other than the default adds its name
+    (``grammar.name``) and the agreement / embedding structure (``structure``:
+    ``corpus.deep_labels.deep_stats``); the default's file is unchanged.
 
 Every file is written durably (``corpus.durable``): a reader sees the old file or the whole new
 one, and stats.json exists only once the others are on disk.
@@ -122,7 +124,7 @@ def treebank_stats(sentences: Sequence[Sentence], splits: dict[str, list[Sentenc
     pcfg = compile_grammar(grammar)
     floor = entropy_floor(sentences)
     unigram = unigram_entropy(sentences)
-    return {
+    stats = {
         "seed": seed,
         "n_sentences": len(sentences),
         "entropy_floor_nats_per_token": floor,
@@ -143,6 +145,18 @@ def treebank_stats(sentences: Sequence[Sentence], splits: dict[str, list[Sentenc
         "splits": split_stats(splits),
         "distinct_texts": len({s.text for s in sentences}),
         "length": length_stats(sentences),
-        "agreement": agreement_stats(sentences),
+        "agreement": agreement_stats(sentences, grammar),
         "labels": label_distributions(sentences),
     }
+    if grammar.name != DEFAULT_GRAMMAR.name:  # a default treebank's stats.json stays as it always was
+        from corpus.deep_labels import deep_stats
+
+        stats["grammar"] = {"name": grammar.name, **stats["grammar"]}
+        stats["structure"] = deep_stats(sentences)
+    return stats
+
+
+def treebank_grammar(stats: dict) -> str:
+    """The name of the grammar a treebank's stats.json was written with (``default`` when it
+    names none: the default grammar's stats.json has no name)."""
+    return str(stats.get("grammar", {}).get("name", DEFAULT_GRAMMAR.name))

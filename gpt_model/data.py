@@ -220,9 +220,11 @@ class DataConfig:
     """Where the tokens come from.
 
     source "treebank": the built-in treebank in `path` (a directory with train/val/probe.conllu),
-    generated there with `n_sentences` and `treebank_seed` when missing; `path` None means
-    ``<run dir>/data``. source "text": a UTF-8 file at `path`, one document per non-empty line,
-    the last `val_fraction` of the (seeded, shuffled) lines held out.
+    generated there from the built-in grammar `grammar` (``default`` or ``deep``) with
+    `n_sentences` and `treebank_seed` when missing; `path` None means ``<run dir>/data``. An
+    existing treebank must have been written with `grammar` (its stats.json says which).
+    source "text": a UTF-8 file at `path`, one document per non-empty line, the last
+    `val_fraction` of the (seeded, shuffled) lines held out.
     """
 
     source: str = "treebank"
@@ -232,8 +234,13 @@ class DataConfig:
     n_sentences: int = 20_000
     treebank_seed: int = 0
     val_fraction: float = 0.05
+    grammar: str = "default"
 
     def __post_init__(self) -> None:
+        from corpus.grammar import GRAMMAR_NAMES
+
+        if self.grammar not in GRAMMAR_NAMES:
+            raise ValueError(f"DataConfig.grammar must be one of {GRAMMAR_NAMES}, got {self.grammar!r}")
         if self.source not in DATA_SOURCES:
             raise ValueError(f"DataConfig.source must be one of {DATA_SOURCES}, got {self.source!r}")
         if self.tokenizer not in TOKENIZER_KINDS:
@@ -274,6 +281,8 @@ class DataBundle:
     data_info: dict[str, Any] = field(default_factory=dict)  # corpus dir, floor, sizes
     agreement_pairs: list = field(default_factory=list)  # (prefix words, good verb, bad verb)
     val_sentences: list = field(default_factory=list)
+    # every agreeing word of the held-out splits, tagged (corpus.TaggedPair); deep grammar only
+    tagged_pairs: list = field(default_factory=list)
 
     @property
     def entropy_floor(self) -> float | None:
@@ -350,8 +359,20 @@ def ensure_treebank(cfg: DataConfig, corpus_dir: Path, *, generate: bool = True)
         if not generate:
             raise FileNotFoundError(f"no complete treebank at {corpus_dir} (missing {STATS_FILE} or a split)")
         corpus_dir.mkdir(parents=True, exist_ok=True)
-        return dict(corpus.write_treebank(corpus_dir, cfg.n_sentences, cfg.treebank_seed))
+        return dict(corpus.write_treebank(corpus_dir, cfg.n_sentences, cfg.treebank_seed,
+                                          grammar=corpus.builtin_grammar(cfg.grammar)))
     return json.loads((corpus_dir / STATS_FILE).read_text())
+
+
+def _check_grammar(cfg: DataConfig, corpus_dir: Path) -> str:
+    """The grammar the treebank in `corpus_dir` was written with; it must be `cfg.grammar`."""
+    from corpus.treebank import STATS_FILE, treebank_grammar
+
+    name = treebank_grammar(json.loads((corpus_dir / STATS_FILE).read_text()))
+    if name != cfg.grammar:
+        raise ValueError(f"the treebank at {corpus_dir} was written with grammar {name!r}, but data.grammar is "
+                         f"{cfg.grammar!r} (pass --set data.grammar={name}, or another --corpus)")
+    return name
 
 
 def _build_word_tokenizer(corpus_dir: Path | None, train_sents: list) -> Any:
@@ -373,6 +394,7 @@ class _Texts:
     train_sents: list = field(default_factory=list)
     val_sents: list = field(default_factory=list)
     corpus_dir: Path | None = None
+    grammar: str = "default"
 
 
 def _treebank_texts(cfg: DataConfig, run_dir: Path, is_main: bool, wait: Callable[[], None]) -> _Texts:
@@ -382,16 +404,19 @@ def _treebank_texts(cfg: DataConfig, run_dir: Path, is_main: bool, wait: Callabl
     if is_main:
         ensure_treebank(cfg, corpus_dir)
     wait()
+    grammar = _check_grammar(cfg, corpus_dir)
     train_sents = corpus.read_conllu(corpus_dir / "train.conllu")
     val_sents = corpus.read_conllu(corpus_dir / "val.conllu")
     info: dict[str, Any] = {"source": cfg.source, "corpus_dir": _relative_to(corpus_dir, run_dir)}
+    if grammar != "default":  # the default run's config.json stays as it was
+        info["grammar"] = grammar
     if val_sents and all(s.logprob is not None for s in val_sents):
         # the floor of exactly the sentences the validation loss averages over
         info["entropy_floor_nats"] = corpus.entropy_floor(val_sents)
     if train_sents and all(s.logprob is not None for s in train_sents):
         info["train_entropy_floor_nats"] = corpus.entropy_floor(train_sents)
     return _Texts([s.forms for s in train_sents], [s.forms for s in val_sents], info,
-                  train_sents, val_sents, corpus_dir)
+                  train_sents, val_sents, corpus_dir, grammar)
 
 
 def _text_file_texts(cfg: DataConfig, seed: int) -> _Texts:
@@ -471,13 +496,18 @@ def prepare_data(cfg: DataConfig, run_dir: str | Path, seq_len: int, *, seed: in
     held_out = list(texts.val_sents)
     if texts.corpus_dir is not None and (texts.corpus_dir / "probe.conllu").is_file():
         held_out += corpus.read_conllu(texts.corpus_dir / "probe.conllu")
-    pairs = list(corpus.agreement_minimal_pairs(held_out)) if held_out else []
+    grammar = corpus.builtin_grammar(texts.grammar)
+    pairs = list(corpus.agreement_minimal_pairs(held_out, grammar)) if held_out else []
+    tagged = corpus.deep_minimal_pairs(held_out, grammar) if held_out and texts.grammar == "deep" else []
     data_info = dict(texts.info)
     data_info.update(train_rows=len(train), val_rows=len(val), train_targets=train.n_targets(),
                      val_targets=val.n_targets(), train_documents=len(train_docs),
                      val_documents=len(val_docs), agreement_pairs=len(pairs))
+    if tagged:
+        data_info["tagged_pairs"] = len(tagged)
     return DataBundle(train=train, val=val, tokenizer=tokenizer, tokenizer_info=info,
-                      data_info=data_info, agreement_pairs=pairs, val_sentences=texts.val_sents)
+                      data_info=data_info, agreement_pairs=pairs, val_sentences=texts.val_sents,
+                      tagged_pairs=tagged)
 
 
 def unigram_entropy(dataset: PackedDataset, vocab_size: int) -> float:

@@ -8,6 +8,11 @@ dataset: words and <eos>, the units of the treebank's entropy floor.
 between the subject and the verb, the model should give the correct verb form a higher
 log-probability after ``<bos> prefix``. A verb of several tokens (BPE) is scored by the sum of
 its tokens' log-probabilities.
+
+`agreement_breakdown` scores the deep treebank's tagged pairs (every agreeing verb and
+auxiliary, ``corpus.deep_minimal_pairs``) overall and per construction, nesting depth, clause
+depth, distance bucket and attractor count; a run on the deep treebank writes it to
+results.json as ``agreement_by``.
 """
 
 from __future__ import annotations
@@ -174,6 +179,22 @@ def agreement_accuracy(
     device: torch.device | str = "cpu",
 ) -> AgreementResult:
     """Share of minimal pairs where the correct verb is more probable than the wrong one."""
+    margin, truncated = agreement_margins(model, tokenizer, pairs, batch_size=batch_size, device=device)
+    n_correct = int((margin > 0).sum())
+    return AgreementResult(accuracy=n_correct / len(pairs), n_pairs=len(pairs), n_correct=n_correct,
+                           mean_margin=float(margin.mean()), n_truncated=truncated)
+
+
+def agreement_margins(
+    model: nn.Module,
+    tokenizer: Any,
+    pairs: Sequence[tuple[Sequence[str], str, str]],
+    *,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, int]:
+    """Per minimal pair, log p(correct) − log p(wrong) after ``<bos> prefix`` ([n] float64, nats),
+    and how many contexts were cut to the model's context length."""
     if not pairs:
         raise ValueError("no minimal pairs to evaluate")
     contexts, goods, bads = [], [], []
@@ -193,9 +214,33 @@ def agreement_accuracy(
         lp_good, t1 = continuation_logprobs(model, contexts, goods, **kw)
         lp_bad, t2 = continuation_logprobs(model, contexts, bads, **kw)
         margin = lp_good - lp_bad
-    n_correct = int((margin > 0).sum())
-    return AgreementResult(accuracy=n_correct / len(pairs), n_pairs=len(pairs), n_correct=n_correct,
-                           mean_margin=float(margin.mean()), n_truncated=max(t1, t2))
+    return margin, max(t1, t2)
+
+
+def agreement_breakdown(model: nn.Module, tokenizer: Any, tagged: Sequence[Any], *, batch_size: int = 128,
+                        device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Agreement accuracy over tagged minimal pairs (``corpus.TaggedPair``: every agreeing word of
+    the deep treebank), overall and per value of each tag (construction, nesting, depth,
+    distance bucket, attractors): ``{"overall": {...}, "construction": {"pp": {...}, ...}, ...}``,
+    each ``{"accuracy", "n_pairs", "n_correct", "mean_margin"}``."""
+    margin, truncated = agreement_margins(model, tokenizer, [t.pair for t in tagged], batch_size=batch_size,
+                                          device=device)
+    correct = (margin > 0).tolist()
+    margins = margin.tolist()
+
+    def cell(idx: Sequence[int]) -> dict[str, Any]:
+        n_correct = sum(correct[i] for i in idx)
+        return {"accuracy": n_correct / len(idx), "n_pairs": len(idx), "n_correct": n_correct,
+                "mean_margin": sum(margins[i] for i in idx) / len(idx)}
+
+    out: dict[str, Any] = {"overall": {**cell(range(len(tagged))), "n_truncated": truncated}}
+    groups: dict[str, dict[str, list[int]]] = {}
+    for i, t in enumerate(tagged):
+        for tag, value in t.tags().items():
+            groups.setdefault(tag, {}).setdefault(value, []).append(i)
+    for tag, values in groups.items():
+        out[tag] = {value: cell(idx) for value, idx in sorted(values.items(), key=lambda kv: _natural(kv[0]))}
+    return out
 
 
 def _continuation(tokenizer: Any, prefix: Sequence[str], word: str, ctx: list[int]) -> list[int]:
@@ -203,6 +248,12 @@ def _continuation(tokenizer: Any, prefix: Sequence[str], word: str, ctx: list[in
     if full[: len(ctx)] == ctx and len(full) > len(ctx):
         return full[len(ctx) :]
     return encode_words(tokenizer, [word])
+
+
+def _natural(value: str) -> tuple[int, str]:
+    """Sort key: a leading number numerically ("3-5" before "12+"), then the text."""
+    digits = len(value) - len(value.lstrip("0123456789"))
+    return (int(value[:digits]) if digits else -1, value)
 
 
 def evaluate_run(run_dir: str, *, device: str = "cpu", batch_size: int = 64,
@@ -235,6 +286,9 @@ def summarize(model: nn.Module, bundle: Any, *, device: torch.device | str = "cp
     if bundle.agreement_pairs:
         result["agreement"] = agreement_accuracy(model, bundle.tokenizer, bundle.agreement_pairs,
                                                  batch_size=128, device=device).to_dict()
+    if getattr(bundle, "tagged_pairs", None):  # the deep treebank: every agreeing word, by tag
+        result["agreement_by"] = agreement_breakdown(model, bundle.tokenizer, bundle.tagged_pairs,
+                                                     batch_size=128, device=device)
     return result
 
 

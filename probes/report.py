@@ -577,7 +577,27 @@ def expected_table(results: Results, model: ModelResult) -> list[str]:
             continue
         cells = [f"{_num(value, 2)}{_ci(ci, 2)}" for value, ci in expected_by_kind(r).values()]
         lines.append(f"| {t.name} | {t.level} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + [""] + verdicts_by_kind(model)
+
+
+def verdicts_by_kind(model: ModelResult) -> list[str]:
+    """One line per definition the run has: the hierarchy verdict with its expected layers, the
+    one the run's verdict uses marked (files without ``verdicts``: that one alone)."""
+    used = model.verdict.expected
+    verdicts = model.verdicts or {used: model.verdict}
+    return [f"- Verdict with **{EXPECTED_NAMES.get(kind, kind)}**" + (" (the run's verdict)" if kind == used else "")
+            + f": {v.message}" for kind, v in verdicts.items()]
+
+
+def other_verdicts_line(model: ModelResult) -> str | None:
+    """The status of the verdict under each definition other than the run's, on one line (None
+    without any)."""
+    others = [(kind, v) for kind, v in model.verdicts.items() if kind != model.verdict.expected]
+    if not others:
+        return None
+    parts = [f"{EXPECTED_NAMES.get(kind, kind)} {v.status}"
+             + ("" if v.p_order is None else f" ({100 * v.p_order:.0f}% in order)") for kind, v in others]
+    return "  other expected-layer definitions: " + ", ".join(parts)
 
 
 def _expected_section(results: ProbeResults) -> list[str]:
@@ -692,10 +712,14 @@ def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
 
 
 def summary(results: Results) -> str:
-    """A few lines for the terminal: verdict per model and the main model's peaks."""
+    """A few lines for the terminal: verdict per model (the main model's also under the other
+    expected-layer definitions, in short) and the main model's peaks."""
     results = ProbeResults.coerce(results)
-    lines = [f"{m.tag} ({m.role.replace('_', '-')}): hierarchy {m.verdict.status} — {m.verdict.message}"
-             for m in results.models]
+    lines = []
+    for m in results.models:
+        lines.append(f"{m.tag} ({m.role.replace('_', '-')}): hierarchy {m.verdict.status} — {m.verdict.message}")
+        if m is results.main and (other := other_verdicts_line(m)) is not None:
+            lines.append(other)
     lines.append(f"{'task':<20} {'level':<7} {'peak':>4} {'score':>7} {'sel':>7} {'E[l]':>6}")
     for t in results.tasks:
         r = results.main.tasks.get(t.name)
@@ -713,4 +737,5 @@ def summary(results: Results) -> str:
 __all__ = ["RESULTS_FILE", "CSV_FILE", "ERASURE_CSV_FILE", "FIGURES_FILE", "REPORT_FILE", "save_results",
            "load_results", "write_outputs", "check_overwrite", "ResultsExistError", "csv_rows", "to_csv",
            "erasure_csv_rows", "erasure_csv", "figures", "figures_page", "markdown_report", "task_table",
-           "expected_table", "expected_by_kind", "concept_table", "erasure_lines", "verdict_lines", "summary"]
+           "expected_table", "expected_by_kind", "verdicts_by_kind", "concept_table", "erasure_lines", "verdict_lines",
+           "summary"]

@@ -18,12 +18,13 @@ another schema, a missing field or a mistyped one.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from probes.config import EXECUTION_SETTINGS, ProbeConfig
-from probes.depth import verdict_status
+from probes.depth import EXPECTED_KINDS, verdict_status
 
 SCHEMA = "stratascope.probes/2"
 SCHEMA_V1 = "stratascope.probes/1"  # no erasure, no MDL expected layer
@@ -654,6 +655,7 @@ class ModelFit:
     tasks: dict[str, TaskResult]
     verdict: Verdict
     timing_s: dict[str, float]
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # by definition; ``verdict`` is one of them
 
 
 @dataclass
@@ -685,13 +687,23 @@ class ModelResult:
         return self.fit.verdict
 
     @property
+    def verdicts(self) -> dict[str, Verdict]:
+        """The verdict under every expected-layer definition the run had (``probes.depth.EXPECTED_KINDS``:
+        anchored and tenney with cumulative probes, mdl with MDL codes), by name; ``verdict`` is
+        the one of ``verdict.expected``. Empty for files written before it existed."""
+        return self.fit.verdicts
+
+    @property
     def timing_s(self) -> dict[str, float]:
         return self.fit.timing_s
 
     def to_dict(self) -> dict[str, Any]:
         out = {"tag": self.tag, "role": self.role, "spec": self.spec, "info": self.info, "n_layer": self.n_layer,
                "d_model": self.d_model, "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
-               "verdict": self.verdict.to_dict(), "timing_s": dict(self.timing_s)}
+               "verdict": self.verdict.to_dict()}
+        if self.verdicts:
+            out["verdicts"] = {kind: v.to_dict() for kind, v in self.verdicts.items()}
+        out["timing_s"] = dict(self.timing_s)
         _put(out, "erasure", None if self.erasure is None else self.erasure.to_dict())
         return out
 
@@ -709,12 +721,33 @@ class ModelResult:
                 raise ValueError(f"{tasks_f.where}: missing task {name!r}")
             tasks[name] = TaskResult.from_fields(tasks_f.sub(name), n_layer)
         verdict = Verdict.from_dict(f.get("verdict", dict), f.at("verdict"))
-        fit = ModelFit(n_layer, f.get("d_model", int), tasks, verdict, f.get("timing_s", dict))
+        fit = ModelFit(n_layer, f.get("d_model", int), tasks, verdict, f.get("timing_s", dict),
+                       _verdicts(f, verdict))
         erasure = f.get("erasure", (dict, type(None)), required=False)
         if erasure is not None:
             erasure = ErasureResult.from_dict(erasure, f.at("erasure"), n_layer)
         return cls(f.get("tag", str), role, f.get("spec", _OPT_STR, required=False), f.get("info", dict), fit,
                    erasure)
+
+
+def _verdicts(f: _Fields, verdict: Verdict) -> dict[str, Verdict]:
+    """A model's optional "verdicts": one per definition, each saying it is that definition's,
+    the one of the main ``verdict`` equal to it."""
+    if not f.has("verdicts"):
+        return {}
+    by_kind = f.sub("verdicts")
+    out = {}
+    for kind in by_kind.data:
+        where = by_kind.at(kind)
+        if kind not in EXPECTED_KINDS:
+            raise ValueError(f"{where}: not an expected-layer definition (one of {', '.join(EXPECTED_KINDS)})")
+        v = out[kind] = Verdict.from_dict(by_kind.get(kind, dict), where)
+        if v.expected != kind:
+            raise ValueError(f"{where}.expected: {v.expected!r} under the key {kind!r}")
+    same = verdict.expected not in out or json.dumps(out[verdict.expected].to_dict()) == json.dumps(verdict.to_dict())
+    if not same:  # compared as JSON writes them: NaN reads equal to NaN
+        raise ValueError(f"{by_kind.at(verdict.expected)}: differs from the verdict it names ({f.at('verdict')})")
+    return out
 
 
 @dataclass

@@ -21,7 +21,9 @@ For each task the suite
    all tasks and layers (``probes.metrics``); the MDL codes, sums over the training words, get
    theirs from a second bootstrap of the training sentences, also shared;
 5. computes the three expected layers (anchored and Tenney from the cumulative probes, MDL from
-   the codes) and gives the hierarchy verdict with the one ``ProbeConfig.expected`` names.
+   the codes) and gives the hierarchy verdict with the one ``ProbeConfig.expected`` names; the
+   verdicts under the other definitions this run has, from the same resamples, go beside it
+   (``ModelFit.verdicts``).
 
 The result is a ``probes.results.ModelFit`` (one model's part of results.json; schema in
 docs/probes.md).
@@ -40,6 +42,7 @@ from torch import Tensor
 
 from probes.config import ProbeConfig
 from probes.depth import (
+    EXPECTED_KINDS,
     expected_layer_anchored,
     expected_layer_mdl,
     expected_layer_tenney,
@@ -174,8 +177,9 @@ class ProbeSuite:
             raise ValueError(f"features have {X.shape[1]} word rows but the sentences have {prep.n_words} words")
         check_finite(X, source)
         tasks_out: dict[str, TaskResult] = {}
-        boot_expected: dict[str, np.ndarray] = {}
-        point_expected: dict[str, float] = {}
+        # per definition (probes.depth.EXPECTED_KINDS), per task: the expected layer and its resamples
+        boot_expected: dict[str, dict[str, np.ndarray]] = {k: {} for k in EXPECTED_KINDS}
+        point_expected: dict[str, dict[str, float]] = {k: {} for k in EXPECTED_KINDS}
         kind = self.config.expected
         timing: dict[str, float] = {"load": time.perf_counter() - t0}
         for t in self.tasks:
@@ -186,12 +190,23 @@ class ProbeSuite:
             if res.skipped is not None:
                 log(f"  {t.name}: skipped ({res.skipped})")
                 continue
+            for k, boot in e_boot.items():
+                e_k = res.expected_layer.get(k) if res.expected_layer else None
+                boot_expected[k][t.name] = boot
+                point_expected[k][t.name] = np.nan if e_k is None else e_k
             e = res.expected_layer.get(kind) if res.expected_layer else None
-            if kind in e_boot:
-                boot_expected[t.name] = e_boot[kind]
-                point_expected[t.name] = np.nan if e is None else e
             log(f"  {t.name:<20} peak layer {res.peak_layer} ({res.metric} {res.peak.score:.3f}), "
                 f"expected layer {_fmt(e)}  [{timing[t.name]:.1f} s]")
+        # the verdict under every definition this run has expected layers for (anchored and tenney
+        # need the cumulative probes, mdl the MDL codes); the one config.expected names is THE verdict
+        verdicts = {k: self._verdict(k, point_expected[k], boot_expected[k], tasks_out)
+                    for k in EXPECTED_KINDS if k == kind or point_expected[k]}
+        return ModelFit(X.shape[0] - 1, int(X.shape[2]), tasks_out, verdicts[kind], timing, verdicts)
+
+    def _verdict(self, kind: str, point_expected: dict[str, float], boot_expected: dict[str, np.ndarray],
+                 tasks_out: dict[str, TaskResult]) -> Verdict:
+        """The hierarchy verdict with the expected layers of ``kind``; fitted tasks without one
+        (ordinal tasks for mdl) are left out, and the message says so."""
         levels = {t.name: t.level for t in self.tasks if t.name in point_expected}
         verdict = hierarchy_verdict(point_expected, boot_expected, levels, self.config.verdict_threshold)
         verdict["expected"] = kind
@@ -201,7 +216,7 @@ class ProbeSuite:
                 verdict["left_out"] = left_out
                 why = "ordinal: no MDL code" if kind == "mdl" else f"no {kind} expected layer"
                 verdict["message"] += f"; left out: {', '.join(left_out)} ({why})"
-        return ModelFit(X.shape[0] - 1, int(X.shape[2]), tasks_out, Verdict.from_dict(verdict), timing)
+        return Verdict.from_dict(verdict)
 
     def _fit_task(self, X_all: Tensor, prep: _Prepared, lab: TaskLabels) -> tuple[TaskResult, dict[str, np.ndarray]]:
         """One task on every layer; also the bootstrap samples of its expected layers by kind

@@ -33,7 +33,21 @@ constituent         middle categorical MISC ``Const`` only (built-in treebank)
 deprel              middle categorical full DEPREL (with subtype)
 subject_number_next late   categorical at the word *before* each finite verb, the Number that
                                        verb must agree with (what a causal LM has to predict)
+open_subjects       middle ordinal     subjects read and still waiting for their verb (a stack
+                                       depth)
+embedding_depth     middle ordinal     relative / complement clauses the word is embedded in
+agreement_next      late   categorical the Number the next agreeing verb or auxiliary must take,
+                                       once its subject is read (groups: held / read)
+agreement_held      late   categorical the same, only where the word itself does not show it: after
+                                       the subject, and not a verb agreeing with that subject
 =================== ====== =========== ==========================================================
+
+The last four are for the deep treebank (``stratascope corpus --grammar deep``, whose MISC
+holds them: see ``corpus.deep_labels`` and docs/treebank.md); ``--tasks deep`` is the default
+set plus these four. They compute from the tree when MISC lacks them. ``agreement_held`` is
+not lexical by construction: every word it labels is drawn independently of the number it
+asks for (attractor numbers and inner subjects are drawn afresh), so a probe on the
+embeddings alone scores its majority baseline.
 
 All built-ins need only CoNLL-U columns (the ``phrase`` fallback and ``subject_number`` compute
 from HEAD / DEPREL / FEATS when MISC has nothing), so they run unchanged on any UD treebank,
@@ -311,12 +325,74 @@ def subject_number_next(sentence: Any) -> list[str | None]:
     return labels[1:] + [None]
 
 
+# ------------------------------------------------------------------ tasks for the deep treebank
+# Structure that one word does not show (corpus.deep_labels): read from MISC when the deep
+# treebank wrote it, computed from HEAD / DEPREL / FEATS otherwise (any UD tree).
+def _misc_or(sentence: Any, key: str, compute: Callable[[Any], Sequence[Any]]) -> list[Any]:
+    words = sentence.words
+    if words and all(key in w.misc for w in words):
+        return [w.misc[key] for w in words]
+    return list(compute(words))
+
+
+def _next_agreement(sentence: Any) -> list[tuple[str, bool] | None]:
+    """Per word: (AgrNext, held?) or None (see corpus.deep_labels)."""
+    from corpus.deep_labels import next_agreement
+
+    words = sentence.words
+    if any("AgrNext" in w.misc for w in words) or (words and all("OpenSubj" in w.misc for w in words)):
+        return [(w.misc["AgrNext"], w.misc.get("AgrHeld") == "Yes") if "AgrNext" in w.misc else None
+                for w in words]
+    if _depths(sentence) is None:  # no usable tree
+        return [None] * len(words)
+    return next_agreement(words)
+
+
+def _held_groups(sentence: Any) -> list[str | None]:
+    return [None if a is None else ("held" if a[1] else "read") for a in _next_agreement(sentence)]
+
+
+@task("open_subjects", "middle", "ordinal",
+      description="subjects read and still waiting for their verb (a stack depth; MISC OpenSubj)")
+def open_subjects(sentence: Any) -> list[int | None]:
+    from corpus.deep_labels import open_subjects as compute
+
+    if _depths(sentence) is None:
+        return [None] * len(sentence.words)
+    return [int(v) for v in _misc_or(sentence, "OpenSubj", compute)]
+
+
+@task("embedding_depth", "middle", "ordinal",
+      description="clauses the word is embedded in (relative / complement clauses; MISC ClauseDepth)")
+def embedding_depth(sentence: Any) -> list[int | None]:
+    from corpus.deep_labels import clause_depths
+
+    if _depths(sentence) is None:
+        return [None] * len(sentence.words)
+    return [int(v) for v in _misc_or(sentence, "ClauseDepth", clause_depths)]
+
+
+@task("agreement_next", "late", "categorical", groups=_held_groups,
+      description="the Number the next agreeing verb/auxiliary must take (MISC AgrNext), where its subject is read")
+def agreement_next(sentence: Any) -> list[str | None]:
+    return [None if a is None else a[0] for a in _next_agreement(sentence)]
+
+
+@task("agreement_held", "late", "categorical",
+      description="agreement_next only where the word itself does not show it (held since the subject)")
+def agreement_held(sentence: Any) -> list[str | None]:
+    return [a[0] if a is not None and a[1] else None for a in _next_agreement(sentence)]
+
+
+DEEP_TASKS: tuple[str, ...] = ("open_subjects", "embedding_depth", "agreement_next", "agreement_held")
+
 DESIGN_TASKS: tuple[str, ...] = ("position", "word", "upos", "depth", "phrase", "subject_number", "next_upos")
 # The design's seven rows plus subject number read one word before the verb: at the verb the label
 # is lexical wherever verbs inflect (a flat curve from layer 0), so without it the late level
 # would test the verb's spelling rather than long-range agreement.
 DEFAULT_TASKS: tuple[str, ...] = DESIGN_TASKS + ("subject_number_next",)
-TASK_SETS: dict[str, tuple[str, ...]] = {"default": DEFAULT_TASKS, "design": DESIGN_TASKS}
+TASK_SETS: dict[str, tuple[str, ...]] = {"default": DEFAULT_TASKS, "design": DESIGN_TASKS,
+                                         "deep": DEFAULT_TASKS + DEEP_TASKS}
 
 
 # --------------------------------------------------------------------------------- labels

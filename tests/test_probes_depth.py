@@ -259,6 +259,23 @@ def test_verdict_with_the_mdl_expected_layer(planted_fits):
     assert anchored.levels["middle"].tasks == ["t1", "len"]
 
 
+def test_every_run_gives_the_verdict_under_each_definition(planted_fits):
+    # whichever definition the run's verdict uses, it records all three, from the same resamples
+    for kind, fit in planted_fits.items():
+        assert list(fit.verdicts) == list(EXPECTED_KINDS) and fit.verdicts[kind] is fit.verdict
+        for other, v in fit.verdicts.items():
+            assert v == planted_fits[other].verdict  # the same numbers as a run that chose it
+    assert planted_fits["anchored"].verdicts["mdl"].left_out == ["len"]
+
+
+def test_only_the_definitions_a_run_has():
+    X, sentences, tasks = _planted(160)
+    fit = probes.ProbeSuite(tasks[:3], _config(expected="mdl", cumulative=False)).fit(X, sentences)
+    assert list(fit.verdicts) == ["mdl"] and fit.verdicts["mdl"] is fit.verdict
+    fit = probes.ProbeSuite(tasks[:3], _config(mdl=False)).fit(X, sentences)
+    assert list(fit.verdicts) == ["anchored", "tenney"] and fit.verdicts["anchored"] is fit.verdict
+
+
 def test_mdl_needs_the_mdl_codes(capsys):
     with pytest.raises(ValueError, match="--no-mdl"):
         probes.ProbeConfig(expected="mdl", mdl=False)
@@ -303,6 +320,7 @@ def test_default_verdict_of_a_small_run_is_unchanged():
         X, sentences)
     v = fit.verdict
     assert v.expected == "anchored" and v.holds is False and v.p_order == 0.02 and v.left_out == []
+    assert list(fit.verdicts) == ["anchored", "tenney", "mdl"] and fit.verdicts["anchored"] is v
     assert v.message == (
         "does not hold: early < middle < late in 2.0% of resamples (mean expected layer early 0.69, middle 0.45, "
         "late 0.57); early < middle in only 14.0% of resamples (middle − early = -0.24 [-0.61, +0.25]); middle < "

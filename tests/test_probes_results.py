@@ -141,7 +141,8 @@ def test_a_run_that_erases_nothing_does_not_replace_erasure_results(results, tmp
 
 def test_a_run_without_erasure_keeps_its_keys(results):
     data = results.to_dict()
-    assert list(data) == V1_KEYS and all(list(m) == V1_MODEL_KEYS for m in data["models"])
+    with_verdicts = V1_MODEL_KEYS[:8] + ["verdicts"] + V1_MODEL_KEYS[8:]  # the verdict by definition beside it
+    assert list(data) == V1_KEYS and all(list(m) == with_verdicts for m in data["models"])
     assert all(m.erasure is None for m in results.models)
 
 
@@ -287,3 +288,67 @@ def test_the_erasure_engine_writes_this_schema(results):
     with_it = results.to_dict()
     with_it["models"][0]["erasure"] = data
     assert ProbeResults.from_dict(with_it).to_dict() == with_it
+
+
+# ----------------------------------------------------------------------------- verdict by definition
+def test_verdicts_under_every_definition_round_trip(results):
+    from probes.depth import EXPECTED_KINDS
+    from probes.results import Verdict
+
+    data = json.loads(json.dumps(results.to_dict()))
+    for m, raw in zip(results.models, data["models"]):
+        # the run has cumulative probes and MDL codes: a verdict for each definition, the run's among them
+        assert list(m.verdicts) == list(EXPECTED_KINDS) and m.verdicts["anchored"] == m.verdict
+        assert all(v.expected == kind and isinstance(v, Verdict) for kind, v in m.verdicts.items())
+        assert raw["verdicts"]["anchored"] == raw["verdict"]
+    assert "subject_number" not in results.main.verdicts["mdl"].left_out  # categorical: has an MDL code
+    assert results.main.verdicts["mdl"].left_out == ["position"]
+    again = ProbeResults.from_dict(data)
+    assert again.to_dict() == data and again.main.verdicts == results.main.verdicts
+    assert json.dumps(again.to_dict()) == json.dumps(data)
+
+
+def test_a_file_without_verdicts_still_loads(results):
+    data = results.to_dict()
+    for m in data["models"]:
+        del m["verdicts"]
+    for schema in ("stratascope.probes/1", "stratascope.probes/2"):
+        old = ProbeResults.from_dict({**copy.deepcopy(data), "schema": schema})
+        assert old.main.verdicts == {} and old.main.verdict == results.main.verdict
+        assert "verdicts" not in old.to_dict()["models"][0]
+        report = probes.markdown_report(old)  # the run's verdict alone under the table
+        assert f"- Verdict with **anchored** (the run's verdict): {old.main.verdict.message}" in report
+        assert "other expected-layer definitions" not in probes.summary(old)
+
+
+def test_verdicts_are_checked(results):
+    data = results.to_dict()
+    cases = [
+        (lambda m: m["verdicts"].update(median=m["verdicts"]["tenney"]),
+         r"verdicts.median: not an expected-layer definition"),
+        (lambda m: m["verdicts"]["tenney"].update(expected="mdl"), r"verdicts.tenney.expected: 'mdl' under"),
+        (lambda m: m["verdicts"]["mdl"].update(holds="yes"), r"verdicts.mdl.holds: expected a boolean or null"),
+        (lambda m: m["verdicts"]["tenney"].pop("message"), r"verdicts.tenney: missing field 'message'"),
+        (lambda m: m["verdicts"]["anchored"].update(p_order=0.5), r"verdicts.anchored: differs from the verdict"),
+        (lambda m: m.update(verdicts=[]), r"\['typed'\].verdicts: expected an object, got list"),
+    ]
+    for spoil, message in cases:
+        broken = copy.deepcopy(data)
+        spoil(broken["models"][0])
+        with pytest.raises(ValueError, match=message):
+            ProbeResults.from_dict(broken)
+
+
+def test_report_and_summary_give_the_verdict_by_definition(results):
+    report = probes.markdown_report(results)
+    section = report[report.index("## Expected layer by definition"):]
+    main = results.main
+    lines = [line for line in section.splitlines() if line.startswith("- Verdict with ")]
+    assert lines[:3] == [f"- Verdict with **anchored** (the run's verdict): {main.verdicts['anchored'].message}",
+                         f"- Verdict with **Tenney**: {main.verdicts['tenney'].message}",
+                         f"- Verdict with **MDL**: {main.verdicts['mdl'].message}"]
+    assert len(lines) == 3 * len(results.models)
+    summary = probes.summary(results).splitlines()
+    other = summary[1]
+    assert other.startswith("  other expected-layer definitions: Tenney ") and ", MDL " in other
+    assert sum("other expected-layer definitions" in line for line in summary) == 1

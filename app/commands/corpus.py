@@ -1,6 +1,6 @@
 """``stratascope corpus``: write the built-in treebank, or check any CoNLL-U file.
 
-    stratascope corpus --out DIR [--sentences N] [--seed S]
+    stratascope corpus --out DIR [--sentences N] [--seed S] [--grammar default|deep]
     stratascope corpus --check FILE.conllu
 """
 
@@ -29,18 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sentences", type=int, default=DEFAULT_SENTENCES, metavar="N",
                         help=f"number of sentences in all splits together (default {DEFAULT_SENTENCES})")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--grammar", default="default", metavar="NAME",
+                        help="built-in grammar: 'default', or 'deep' (center-embedded relatives, coordinated "
+                             "subjects, past tenses with auxiliaries; see docs/treebank.md)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.check is not None:
         return _check(args.check)
-    from corpus import write_treebank
+    from corpus import builtin_grammar, write_treebank
 
     if args.sentences < 1:
         raise ValueError(f"--sentences must be >= 1, got {args.sentences}")
+    grammar = builtin_grammar(args.grammar)
     start = time.perf_counter()
-    stats = write_treebank(args.out, args.sentences, args.seed)
+    stats = write_treebank(args.out, args.sentences, args.seed, grammar=grammar)
     elapsed = time.perf_counter() - start
     splits = stats["splits"]
     print(f"wrote {stats['n_sentences']} sentences to {args.out} in {elapsed:.1f} s "
@@ -54,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"length {length['min']}-{length['max']} words (mean {length['mean']:.2f}); "
           f"attractor rate {agreement['attractor_rate']:.3f} of {agreement['finite_verbs']} finite verbs; "
           f"vocabulary {stats['vocab_size']} tokens")
+    if "structure" in stats:
+        structure = stats["structure"]
+        print(f"grammar {args.grammar}: {structure['agreement_events']} agreement events, "
+              f"{100 * structure['long_distance_share']:.1f}% at distance >= 12; clause depth "
+              + ", ".join(f"{k}: {v}" for k, v in structure["clause_depth"].items()) + " words")
     return 0
 
 

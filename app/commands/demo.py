@@ -5,14 +5,23 @@
     stratascope demo --force              # redo every stage
     stratascope demo --gpt2 ~/models/gpt2 # also probe GPT-2 and show it on the Compare page
     stratascope demo --tiny --out /tmp/runs/demo   # seconds: a 2-block model on a small treebank
+    stratascope demo --deep               # the same job on the deep treebank, into runs/deep-demo
 
 1. treebank   `stratascope corpus --out RUN/data` (the training preset's size and seed)
 2. train      `stratascope train --preset demo --out RUN --corpus RUN/data` (resumes an interrupted run)
-3. probe      `stratascope probe --model RUN --data treebank` (+ its random-init twin, + GPT-2)
+3. probe      `stratascope probe --model RUN --data treebank --erase subject_number_next,upos`
+              (+ its random-init twin, + GPT-2)
 4. report     RUN/report.md: training against the entropy floor, agreement, the probing verdict
 5. dashboard  `stratascope dashboard --runs RUN/..` on 127.0.0.1
 
 A stage whose outputs exist is skipped, so a rerun is cheap; --force redoes them all.
+
+--deep runs the same stages on the deep grammar (`corpus --grammar deep`: center-embedded
+relatives, coordinated subjects, past tenses with auxiliaries) with the 12-block preset
+`deep-demo`, probes the default tasks plus the deep ones (`--tasks deep`, 600 sentences: as
+many words as the default's 1,000), and reports agreement per construction, nesting depth and
+distance; its run directory is runs/deep-demo. `make demo` stays on the default grammar, so
+its numbers do not change.
 """
 
 from __future__ import annotations
@@ -40,29 +49,39 @@ class DemoPlan:
     treebank_seed: int
     train_args: tuple[str, ...]
     probe_args: tuple[str, ...]
+    grammar: str = "default"
 
     @staticmethod
-    def make(tiny: bool, seed: int, max_sentences: int | None, bootstrap: int | None) -> "DemoPlan":
+    def make(tiny: bool, seed: int, max_sentences: int | None, bootstrap: int | None,
+             deep: bool = False) -> "DemoPlan":
         from gpt_model.presets import train_preset
 
+        grammar = "deep" if deep else "default"
         if tiny:
+            tasks = "position,embedding_depth,agreement_held" if deep else "position,upos,subject_number"
             plan = DemoPlan("smoke", 600, 0,
                             ("--steps", "20", "--batch-size", "8", "--set", "train.eval_interval=10",
                              "--set", "train.checkpoint_interval=10", "--set", "train.log_interval=5",
-                             "--set", "train.eval_batches=2", "--no-progress"),
+                             "--set", "train.eval_batches=2", *(("--set", "data.grammar=deep") if deep else ()),
+                             "--no-progress"),
                             ("--max-sentences", "40", "--bootstrap", "20", "--no-mdl",
-                             "--tasks", "position,upos,subject_number"))  # one task per level: a verdict
+                             "--tasks", tasks), grammar)  # one task per level: a verdict
+        elif deep:
+            data = train_preset("deep-demo").data
+            # 600 sentences of 15 words: as many words as the default demo's 1,000 of 9.3
+            plan = DemoPlan("deep-demo", data.n_sentences, data.treebank_seed, (),
+                            ("--max-sentences", "600", "--tasks", "deep"), grammar)
         else:
             data = train_preset("demo").data
             plan = DemoPlan("demo", data.n_sentences, data.treebank_seed, (),
-                            ("--max-sentences", "1000"))
+                            ("--max-sentences", "1000", "--erase", "subject_number_next,upos"))
         probe_args = list(plan.probe_args)
         if max_sentences is not None:
             probe_args = _set_flag(probe_args, "--max-sentences", str(max_sentences))
         if bootstrap is not None:
             probe_args = _set_flag(probe_args, "--bootstrap", str(bootstrap))
         train_args = (*plan.train_args, "--seed", str(seed), "--set", "train.keep_checkpoints=10")
-        return DemoPlan(plan.preset, plan.sentences, plan.treebank_seed, train_args, tuple(probe_args))
+        return DemoPlan(plan.preset, plan.sentences, plan.treebank_seed, train_args, tuple(probe_args), plan.grammar)
 
 
 def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -77,8 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="the main job end to end: treebank → train → probe → report → dashboard",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
-                        help="the demo's run directory (default runs/demo; the dashboard serves its parent)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="the demo's run directory (default runs/demo, with --deep runs/deep-demo; the "
+                             "dashboard serves its parent)")
+    parser.add_argument("--deep", action="store_true",
+                        help="the deep treebank (corpus --grammar deep) and the 12-block preset deep-demo")
     parser.add_argument("--force", action="store_true", help="redo every stage, even those whose outputs exist")
     parser.add_argument("--tiny", action="store_true",
                         help="a seconds-long version (2-block model, small treebank, few probe sentences)")
@@ -199,6 +221,8 @@ def write_report(out: Path) -> Path:
             a = final["agreement"]
             lines.append(f"Agreement across attractors: {100 * a['accuracy']:.2f}% of {a['n_pairs']} minimal pairs "
                          f"(target ≥ 99%).")
+        if "agreement_by" in final:
+            lines += ["", *agreement_table(final["agreement_by"])]
         lines.append("")
     pdir = probe_dir(out)
     if probe_results_path(out).is_file():
@@ -212,14 +236,33 @@ def write_report(out: Path) -> Path:
     return path
 
 
+AGREEMENT_GROUPS = (("construction", "construction"), ("nesting", "clause levels crossed"),
+                    ("distance", "subject-verb distance (words)"), ("depth", "clause depth of the verb"),
+                    ("attractors", "attractors in between"))
+
+
+def agreement_table(by: dict[str, Any]) -> list[str]:
+    """Markdown lines: agreement over every agreeing word of the deep treebank, overall and per
+    tag (results.json's ``agreement_by``, from gpt_model.evaluate.agreement_breakdown)."""
+    overall = by["overall"]
+    lines = [f"Agreement at every agreeing verb and auxiliary: {100 * overall['accuracy']:.2f}% of "
+             f"{overall['n_pairs']} minimal pairs (goal ≥ 95%).", "", "| group | value | accuracy | pairs |",
+             "|---|---|---|---|"]
+    for key, title in AGREEMENT_GROUPS:
+        for value, cell in by.get(key, {}).items():
+            lines.append(f"| {title} | {value} | {100 * cell['accuracy']:.2f}% | {cell['n_pairs']} |")
+    return lines
+
+
 # ----------------------------------------------------------------------------- the job
 def run(args: argparse.Namespace) -> int:
-    out: Path = args.out
+    out: Path = args.out or Path("runs/deep-demo" if args.deep else "runs/demo")
     serve = not args.no_serve and os.environ.get("DEMO_SERVE", "1") not in ("0", "false", "no")
-    plan = DemoPlan.make(args.tiny, args.seed, args.max_sentences, args.bootstrap)
+    plan = DemoPlan.make(args.tiny, args.seed, args.max_sentences, args.bootstrap, deep=args.deep)
     gpt2, gpt2_line = gpt2_source(args.gpt2)
     progress = Progress()
-    print(f"stratascope demo → {out}" + (" (tiny)" if args.tiny else "") + f"; {gpt2_line}", flush=True)
+    print(f"stratascope demo → {out}" + (" (tiny)" if args.tiny else "") + (" (deep grammar)" if args.deep else "")
+          + f"; {gpt2_line}", flush=True)
     if args.force and out.exists():
         print(f"--force: removing the demo's outputs in {out}", flush=True)
         clean(out)
@@ -250,11 +293,14 @@ def run(args: argparse.Namespace) -> int:
 def _treebank_stage(progress: Progress, plan: DemoPlan, tb: Path) -> None:
     from corpus.treebank import is_complete_treebank
 
-    progress.stage(1, "treebank", f"{plan.sentences:,} sentences of the built-in grammar (seed {plan.treebank_seed})")
+    progress.stage(1, "treebank", f"{plan.sentences:,} sentences of the built-in {plan.grammar} grammar "
+                                  f"(seed {plan.treebank_seed})")
     if is_complete_treebank(tb):
         progress.skip(f"{tb}/ holds a complete treebank")
         return
-    _cli(["corpus", "--out", str(tb), "--sentences", str(plan.sentences), "--seed", str(plan.treebank_seed)])
+    grammar = ["--grammar", plan.grammar] if plan.grammar != "default" else []
+    _cli(["corpus", "--out", str(tb), "--sentences", str(plan.sentences), "--seed", str(plan.treebank_seed),
+          *grammar])
     progress.done()
 
 
