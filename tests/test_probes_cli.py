@@ -11,10 +11,9 @@ import pytest
 import torch
 
 import probes
+from probes_fixtures import build_treebank_run
 from app.cli import main
-from corpus import DEFAULT_GRAMMAR, SplitConfig, WordTokenizer, read_conllu, write_conllu, write_treebank
-from gpt_model import GPT, GPTConfig
-from gpt_model.checkpoint import save_model
+from corpus import SplitConfig, read_conllu, write_conllu
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,16 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """runs/tiny: a 2-block GPT, its word tokenizer and a small built-in treebank in data/."""
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    tok = WordTokenizer.from_words(DEFAULT_GRAMMAR.vocabulary())
-    torch.manual_seed(5)
-    model = GPT(GPTConfig(n_layer=2, d_model=32, n_head=2, vocab_size=len(tok), context_len=48))
-    save_model(model, run, extra_config={"tokenizer": {"kind": "word", "path": "tokenizer/vocab.json"},
-                                         "data": {"source": "treebank", "path": "data"}})
-    (run / "tokenizer").mkdir()
-    tok.save(run / "tokenizer" / "vocab.json")
-    write_treebank(run / "data", 300, seed=2, split=SplitConfig(0.5, 0.1, 0.4))
-    return run
+    return build_treebank_run(tmp_path_factory.mktemp("runs") / "tiny", model_seed=5, n_sentences=300,
+                              treebank_seed=2, split=SplitConfig(0.5, 0.1, 0.4))
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ from hooks_fixtures import gpt2_dir, one_torch_thread  # noqa: F401 - fixtures
 
 import hooks
 import probes
+from probes_fixtures import build_treebank_run
 from app.cli import main
-from corpus import DEFAULT_GRAMMAR, SplitConfig, WordTokenizer, agreement_minimal_pairs, read_conllu, write_treebank
-from gpt_model import GPT, GPTConfig
-from gpt_model.checkpoint import save_model
+from corpus import SplitConfig, agreement_minimal_pairs, read_conllu
 from probes.erase import erase, minimal_pairs_for
 from probes.erase_behaviour import LMBehaviour, edited_forward
 from probes.models import fits_context
@@ -27,16 +26,8 @@ CONFIG = probes.ProbeConfig(n_bootstrap=100)
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """runs/tiny: a 2-block GPT (random weights), its word tokenizer and a small treebank."""
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    tok = WordTokenizer.from_words(DEFAULT_GRAMMAR.vocabulary())
-    torch.manual_seed(3)
-    model = GPT(GPTConfig(n_layer=2, d_model=32, n_head=2, vocab_size=len(tok), context_len=48))
-    save_model(model, run, extra_config={"tokenizer": {"kind": "word", "path": "tokenizer/vocab.json"},
-                                         "data": {"source": "treebank", "path": "data"}})
-    (run / "tokenizer").mkdir()
-    tok.save(run / "tokenizer" / "vocab.json")
-    write_treebank(run / "data", 1000, seed=4, split=SplitConfig(0.4, 0.1, 0.5))
-    return run
+    return build_treebank_run(tmp_path_factory.mktemp("runs") / "tiny", model_seed=3, n_sentences=1000,
+                              treebank_seed=4, split=SplitConfig(0.4, 0.1, 0.5))
 
 
 @pytest.fixture(scope="module")
