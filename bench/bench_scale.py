@@ -19,8 +19,10 @@ tokenizer, then measures, in one run:
              the vector at each word's last sub-token, scikit-learn ``LogisticRegression`` per
              layer with C from a grid of 3 picked on the validation split — the same sentence split
              as ours. Reports both times and test accuracy per layer side by side.
-``extract``  our activation extraction (``probes.models.extract``) against a plain HF forward
-             with ``output_hidden_states=True`` over the same sentences and batches.
+``extract``  our activation extraction (``probes.models.extract``, batches of similar length)
+             against a plain HF forward with ``output_hidden_states=True`` over the same
+             sentences, batch size 32: in corpus order (the hand-written script) and in the same
+             length-sorted batches as ours (the forward passes alone).
 
 Writes bench/results/scale[_DEVICE][_SHAPE].json and prints a summary. Times depend on the
 machine and its load: the JSON records both (bench/common.machine).
@@ -105,10 +107,14 @@ def run_cli(args: list[str], env_threads: int | None) -> dict[str, Any]:
 
 
 def stage_times(results_path: Path) -> dict[str, Any]:
+    """Per model: extraction and each task's seconds, and each task's stages (features, fit,
+    mdl, control, mdl_control, cumulative, score — the bootstrap is in score)."""
     results = json.loads(results_path.read_text())
     out = {}
     for m in results["models"]:
-        out[m["tag"]] = {"role": m["role"], **{k: round(v, 2) for k, v in m.get("timing_s", {}).items()}}
+        out[m["tag"]] = {"role": m["role"], **{k: round(v, 2) for k, v in m.get("timing_s", {}).items()},
+                         "task_stages": {name: {k: round(v, 2) for k, v in t.get("stages_s", {}).items()}
+                                         for name, t in m["tasks"].items()}}
     return out
 
 
@@ -136,15 +142,25 @@ def stage_upos(model_dir: Path, data: Path, work: Path, device: str, threads: in
             "max_abs_diff_points": 100 * max(diff)}
 
 
-def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_size: int = 32) -> np.ndarray:
+def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_size: int = 32,
+                    by_length: bool = False) -> np.ndarray:
     """The peer's features: every layer's hidden state at each word's last sub-token.
     [n_layer + 1, n_words, d_model], float32, in sentence order. Like ours, the words are joined
-    by spaces after a BOS token, and the batch is right-padded under an attention mask."""
+    by spaces after a BOS token, and the batch is right-padded under an attention mask. Batches
+    follow the corpus order, as a hand-written script's would; ``by_length``: batches of
+    similar length, as ours (the same forward passes, without our hooks and alignment)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
     bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    if by_length:
+        lengths = [len(ids) for ids in tok([" ".join(s.forms) for s in sentences], add_special_tokens=False)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        ordered = hf_word_vectors(model_dir, [sentences[i] for i in order], device, batch_size)
+        starts = np.concatenate([[0], np.cumsum([len(sentences[i].words) for i in order])])
+        pieces = {i: ordered[:, starts[k]:starts[k + 1]] for k, i in enumerate(order)}
+        return np.concatenate([pieces[i] for i in range(len(sentences))], axis=1)
     per_sentence: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, len(sentences), batch_size):
@@ -211,8 +227,12 @@ def stage_extract(model_dir: Path, sentences: list[Any], device: str, batch_size
     t0 = time.perf_counter()
     hf_word_vectors(model_dir, sentences, device, batch_size)
     peer = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hf_word_vectors(model_dir, sentences, device, batch_size, by_length=True)
+    peer_sorted = time.perf_counter() - t0
     n_words = sum(len(s.words) for s in sentences)
     return {"ours_s": ours, "hf_forward_s": peer, "throughput_ratio": peer / ours,
+            "hf_forward_by_length_s": peer_sorted, "throughput_ratio_by_length": peer_sorted / ours,
             "ours_words_per_s": n_words / ours, "hf_words_per_s": n_words / peer}
 
 
@@ -260,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                               "device": args.device, "build_s": time.perf_counter() - t0}
     if "extract" in stages:
         report["extract"] = r = stage_extract(model_dir, sentences, args.device)
-        print(f"extract: ours {r['ours_s']:.1f} s, HF forward {r['hf_forward_s']:.1f} s "
-              f"→ {r['throughput_ratio']:.2f}x HF throughput", flush=True)
+        print(f"extract: ours {r['ours_s']:.1f} s, HF forward {r['hf_forward_s']:.1f} s in corpus order "
+              f"→ {r['throughput_ratio']:.2f}x HF throughput; {r['hf_forward_by_length_s']:.1f} s with batches by "
+              f"length → {r['throughput_ratio_by_length']:.2f}x", flush=True)
     if "upos" in stages:
         report["upos"] = r = stage_upos(model_dir, args.data if not limit else data, work, args.device,
                                         args.threads, sentences)
@@ -272,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
                                               args.threads)
         print(f"default probe run: {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
         for tag, st in r["stages_s"].items():
-            print(f"  {tag}: " + ", ".join(f"{k} {v:.1f}s" for k, v in st.items() if k != "role"), flush=True)
+            print(f"  {tag}: " + ", ".join(f"{k} {v:.1f}s" for k, v in st.items() if k not in ("role", "task_stages")),
+                  flush=True)
+            for task, stages in st["task_stages"].items():
+                print(f"    {task}: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()), flush=True)
     suffix = ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
     suffix += "" if args.quick or args.shape == "12x768x12" else f"_{args.shape}"
     path = write_json(f"scale{suffix}", report)

@@ -247,6 +247,10 @@ class HookedBackend(Backend):
                 logits = self._call(ids)
         except _StopForward:
             logits = None
+        silent = [n for n in names if n not in acts]
+        if silent:  # e.g. a bridge alias of a component whose output is not a tensor
+            raise ValueError(f"hook {silent[0]!r} of {self._info.name} ({self.kind}) exists but never fires in a "
+                             f"forward pass of this architecture: pick another hook")
         return (logits if want_logits else None), acts
 
 
@@ -277,6 +281,12 @@ class BridgeBackend(HookedBackend):
                          n_head=cfg.n_heads, d_model=cfg.d_model, vocab_size=cfg.d_vocab, context_len=cfg.n_ctx)
         bridge.eval()
         super().__init__(bridge, tokenizer, info)
+
+    def hook_names(self) -> list[str]:
+        # Rotary models (Llama, NeoX, Qwen2, …) have no position-embedding stream: the bridge
+        # aliases hook_pos_embed to rotary_emb.hook_out, whose (cos, sin) output is never hooked.
+        return [n for n, h in self.model.hook_dict.items()
+                if not (n == "hook_pos_embed" and str(getattr(h, "name", "")).startswith("rotary_emb."))]
 
     def _call(self, ids: Tensor) -> Tensor:
         return self.model(ids, return_type="logits")
@@ -361,7 +371,8 @@ class NNsightBackend(Backend):
         for path, sub in module.named_modules():
             if isinstance(sub, nn.ModuleList) and len(sub) == n_layer:
                 return path
-        raise ValueError(f"cannot find the {n_layer} decoder layers of {type(module).__name__}")
+        raise ValueError(f"nnsight: cannot find the {n_layer} decoder layers of the {type(module).__name__} "
+                         f"architecture; try the tl: backend (TransformerBridge) instead")
 
     def hook_names(self) -> list[str]:
         return self._names
@@ -415,7 +426,7 @@ class NNsightBackend(Backend):
             logits = output.logits if hasattr(output, "logits") else output[0]
             if want_patterns:
                 attentions = output.attentions if hasattr(output, "attentions") else None
-                if attentions is None or any(a is None for a in attentions):
+                if attentions is None or len(attentions) < n_layer or any(a is None for a in attentions):
                     raise ValueError(
                         f"{self._info.name} returned no attention weights: load it with "
                         f"attn_implementation='eager' to get attention patterns"

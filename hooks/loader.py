@@ -77,6 +77,7 @@ def _load_hf(spec: Spec, tokenizer: Any, device: Any, dtype: torch.dtype | None,
     if spec.kind == "tl":
         from transformer_lens import TransformerBridge
 
+        _check_bridge_supports(source)
         bridge = TransformerBridge.boot_transformers(source, tokenizer=hf_tok, device=device,
                                                      dtype=dtype or torch.float32)
         check_finite_weights(_bridge_tensors(bridge), str(spec), allow_nonfinite=allow_nonfinite)
@@ -88,6 +89,33 @@ def _load_hf(spec: Spec, tokenizer: Any, device: Any, dtype: torch.dtype | None,
     check_finite_weights(model._module, str(spec), allow_nonfinite=allow_nonfinite)
     model._module.to(device)
     return NNsightBackend(model, adapter, name=label, source=str(spec))
+
+
+def _check_bridge_supports(source: str) -> None:
+    """Refuse, in one line naming the architecture, a model TransformerBridge has no adapter for
+    (its own error lists all ~160 architectures it knows and does not say what to do)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from transformers import AutoConfig
+
+    try:  # the function boot_transformers itself asks (a private module: skip the check if it moves)
+        from transformer_lens.model_bridge.sources._hf_format import determine_architecture_from_hf_config
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not readable here: boot_transformers reports it
+        return
+    try:
+        determine_architecture_from_hf_config(config)
+    except ValueError:
+        names = ", ".join(getattr(config, "architectures", None) or []) or f"model type {config.model_type!r}"
+        try:
+            tl_version = version("transformer-lens")
+        except PackageNotFoundError:  # pragma: no cover
+            tl_version = "?"
+        raise ValueError(f"tl:{source}: TransformerBridge (transformer-lens {tl_version}) does not support the "
+                         f"architecture {names}; load it with nnsight:{source} instead") from None
 
 
 def _bridge_tensors(bridge: nn.Module) -> list[tuple[str, torch.Tensor]]:

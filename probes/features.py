@@ -51,6 +51,46 @@ def to_tensor(features: Any, device: str | torch.device = "cpu") -> Tensor:
     return out.to(device)
 
 
+class FeatureLayers:
+    """One model's features, read a task's rows at a time: ``rows(index)`` → float32
+    [n_layer + 1, len(index), d] on ``device``. A tensor is indexed where it lies; a memmap, a
+    list of arrays or an ``ActivationStore`` (float16 on disk) is gathered layer by layer, so only
+    the task's rows are ever in memory as float32."""
+
+    def __init__(self, features: Any, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        if isinstance(features, Tensor) and features.ndim == 3:
+            self._tensor: Tensor | None = features.to(device=self.device, dtype=torch.float32)
+            self.n_layers, self.n_words, self.d = (int(x) for x in self._tensor.shape)
+            self._layer = lambda l: self._tensor[l]
+        else:
+            self._tensor = None
+            self.n_layers, self._layer = as_layers(features)
+            first = self._layer(0)
+            self.n_words, self.d = int(first.shape[0]), int(first.shape[1])
+
+    def rows(self, index: np.ndarray) -> Tensor:
+        if self._tensor is not None:
+            return self._tensor[:, torch.as_tensor(index, device=self.device)]
+        out = torch.empty((self.n_layers, len(index), self.d), dtype=torch.float32)
+        for l in range(self.n_layers):
+            x = self._layer(l)
+            if isinstance(x, Tensor):
+                out[l] = x[torch.as_tensor(index, device=x.device)].to("cpu", torch.float32)
+            else:
+                out[l].numpy()[:] = x[np.asarray(index)]  # numpy casts a float16 memmap while copying
+        return out.to(self.device)
+
+    def check_finite(self, source: str = "features") -> None:
+        """``check_finite`` one layer at a time."""
+        if self._tensor is not None:
+            check_finite(self._tensor, source)
+            return
+        for l in range(self.n_layers):
+            x = self._layer(l)
+            _check_layer(x, l, source)
+
+
 def layer_name(layer: int) -> str:
     """The hook point a feature layer was read at."""
     return "embeddings, blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
@@ -59,9 +99,13 @@ def layer_name(layer: int) -> str:
 def check_finite(X: Tensor, source: str = "features") -> None:
     """Raise NonFiniteActivationsError naming ``source`` and the first layer holding NaN/inf."""
     for l in range(X.shape[0]):
-        bad = ~torch.isfinite(X[l])
-        if bool(bad.any()):
-            raise NonFiniteActivationsError(
-                f"{source}: the activations at layer {l} ({layer_name(l)}) hold {int(bad.sum())} NaN/inf value(s) "
-                f"of {bad.numel()}; probing them would report the majority baseline as a result (are the model's "
-                f"weights finite?)")
+        _check_layer(X[l], l, source)
+
+
+def _check_layer(x: Tensor | np.ndarray, l: int, source: str) -> None:
+    bad = ~torch.isfinite(x) if isinstance(x, Tensor) else ~np.isfinite(x)
+    if bool(bad.any()):
+        raise NonFiniteActivationsError(
+            f"{source}: the activations at layer {l} ({layer_name(l)}) hold {int(bad.sum())} NaN/inf value(s) "
+            f"of {bad.numel()}; probing them would report the majority baseline as a result (are the model's "
+            f"weights finite?)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +99,47 @@ class Standardizer:
         return X.sub_(self.mean).div_(self.std)
 
 
+# ----------------------------------------------------------------------------- the Gram eigenbasis
+@dataclass
+class GramBasis:
+    """The eigendecomposition of each problem's centred Gram matrix XcᵀXc/n (float64): the
+    logistic preconditioner, the ridge path and the cumulative probes' PCA all need it, and on
+    the same training words it is the same matrix, so a task computes it once
+    (``probes.strategy.TaskSplit.features``) instead of once per fit (at d = 768 one
+    decomposition of 13 layers costs as much as a dozen objective evaluations)."""
+
+    evals: Tensor  # [P, d], ascending, clamped at 0
+    evecs: Tensor  # [P, d, d]
+    mean: Tensor  # [P, 1, d] the feature means the Gram was centred on
+    n: int
+
+    @classmethod
+    def of(cls, X: Tensor, centre: bool = True) -> "GramBasis":
+        """From X [P, n, d] (``centre=False``: the plain XᵀX/n, mean 0); one problem at a time
+        in float64 (no float64 copy of all of X)."""
+        P, n, d = X.shape
+        gram = torch.empty((P, d, d), dtype=torch.float64, device=X.device)
+        mean = torch.zeros((P, 1, d), dtype=torch.float64, device=X.device)
+        for p in range(P):
+            Xp = X[p].double()
+            if centre:
+                mean[p, 0] = Xp.mean(dim=0)
+                Xp -= mean[p]
+            torch.matmul(Xp.T, Xp, out=gram[p])
+        gram /= max(n, 1)
+        evals, evecs = torch.linalg.eigh(gram)
+        return cls(evals.clamp_min(0.0), evecs, mean, n)
+
+    @classmethod
+    def from_gram(cls, gram: Tensor, n: int) -> "GramBasis":
+        """From uncentred Gram matrices [P, d, d] (features of mean 0: the means are taken as 0)."""
+        evals, evecs = torch.linalg.eigh(gram.double())
+        return cls(evals.clamp_min(0.0), evecs, gram.new_zeros((gram.shape[0], 1, gram.shape[1]), dtype=torch.float64), n)
+
+    def select(self, index: Tensor | list[int]) -> "GramBasis":
+        return GramBasis(self.evals[index], self.evecs[index], self.mean[index], self.n)
+
+
 # ----------------------------------------------------------------------------- logistic
 @dataclass
 class LogisticProbe:
@@ -156,10 +198,12 @@ class _LogisticObjective:
     its passes (on the demo model's word task: 1.75× faster per evaluation than all rows at
     once). With ``precondition="adaptive"`` each evaluation also records the class curvature
     mean_i p_ik(1 − p_ik) of its point, which ``inverse_hessian`` (a ``Preconditioner``) then
-    uses."""
+    uses, with the eigenbasis of the features' Gram matrix (``basis``: given, or computed from
+    X). A preconditioner only shapes the path, not the optimum: the Gram of a superset of the
+    rows (all training words, for an MDL block) serves as well."""
 
     def __init__(self, X: Tensor, y: Tensor, n_classes: int, lam: Tensor, precondition: str | None = None,
-                 chunk: int | None = None):
+                 chunk: int | None = None, basis: GramBasis | None = None):
         if precondition not in PRECONDITIONERS:
             raise ValueError(f"precondition must be 'adaptive' or None, got {precondition!r}")
         self.X, self.K, self.lam, self.chunk = X, n_classes, lam, chunk
@@ -171,10 +215,8 @@ class _LogisticObjective:
         self._X_active = X
         self._minus_one = torch.full((1, 1, self.n), -1.0, dtype=X.dtype, device=X.device)
         if self.preconditioned:
-            Xd = X.double()
-            gram = Xd.transpose(1, 2) @ Xd / self.n  # [P, d, d]
-            e, V = torch.linalg.eigh(gram)
-            self._gram_evals, self._gram_evecs = e.clamp_min(0.0).to(X.dtype), V.to(X.dtype)
+            basis = basis or GramBasis.of(X, centre=False)
+            self._gram_evals, self._gram_evecs = basis.evals.to(X.dtype), basis.evecs.to(X.dtype)
             self._class_counts = torch.bincount(y, minlength=n_classes).to(X.dtype)
             pi = self._class_counts / max(self.n, 1)
             # the class curvature before the first evaluation: π(1 − π) from the class frequencies
@@ -282,12 +324,8 @@ class _CurvatureMemory:
         return self.inv_sy.shape[1]
 
     def select(self, batch: Tensor) -> "_CurvatureMemory":
-        """A copy holding the problems ``batch`` (written back with ``assign``)."""
+        """A copy holding the problems ``batch`` (their positions in this memory)."""
         return _CurvatureMemory(self.steps[batch], self.grad_changes[batch], self.inv_sy[batch], self.slot)
-
-    def assign(self, batch: Tensor, part: "_CurvatureMemory") -> None:
-        self.steps[batch], self.grad_changes[batch], self.inv_sy[batch] = part.steps, part.grad_changes, part.inv_sy
-        self.slot = part.slot
 
     def newest_first(self) -> list[int]:
         m = self.size
@@ -371,7 +409,8 @@ def _line_search(objective: Objective, batch: Tensor, x: Tensor, f: Tensor, d: T
 
 
 def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | None = None, max_iter: int = 100,
-          tol: float = 1e-4, history: int = 20, max_halvings: int = 30) -> tuple[Tensor, int, int]:
+          tol: float = 1e-4, history: int = 20, max_halvings: int = 30,
+          problems: Tensor | None = None) -> tuple[Tensor, int, int]:
     """Batched L-BFGS: P independent problems, each with its own curvature pairs and its own
     backtracking line search (Armijo, or approximate Wolfe within rounding noise); problems
     leave the batch as they converge.
@@ -380,23 +419,37 @@ def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | Non
     ``Objective``); ``precondition``: the initial inverse Hessian (a ``Preconditioner``; None: a
     scaled identity). Stops a problem when its largest gradient entry is ≤ tol (scikit-learn's
     lbfgs criterion), or when its line search fails twice in a row (the second time from a fresh
-    memory: no step of the preconditioned gradient direction improves it). Returns (x,
-    iterations, evaluations)."""
+    memory: no step of the preconditioned gradient direction improves it). ``problems``: indices
+    of the problems to solve (default all); the others keep their x and are never evaluated.
+    Returns (x, iterations, evaluations)."""
     x = x.clone()
     P = x.shape[0]
-    f, g = objective(x, torch.arange(P, device=x.device))
+    if problems is None:
+        f, g = objective(x, torch.arange(P, device=x.device))
+        active = g.abs().amax(dim=1) > tol
+    else:  # only these problems move; the others keep x (and are never evaluated)
+        f, g = x.new_zeros(P), torch.zeros_like(x)
+        f[problems], g[problems] = objective(x[problems], problems)
+        active = torch.zeros(P, dtype=torch.bool, device=x.device)
+        active[problems] = g[problems].abs().amax(dim=1) > tol
     evals = 1
-    memory = _CurvatureMemory.empty(x, history)
+    # Problems only ever leave the active set, so the curvature memory is kept for the active
+    # problems alone (``mem_ids``) and compacted when some leave: no copy out and back per
+    # iteration (at 250 classes × 768 features the memory of 13 problems is 400 MB).
+    mem_ids = active.nonzero()[:, 0]
+    mem = _CurvatureMemory.empty(x[mem_ids] if len(mem_ids) < P else x, history)
     failures = torch.zeros(P, dtype=torch.long, device=x.device)  # consecutive failed line searches
-    active = g.abs().amax(dim=1) > tol
     it = 0
     for it in range(1, max_iter + 1):
         if not bool(active.any()):
             it -= 1
             break
         batch = active.nonzero()[:, 0]  # the problems evaluated this iteration
+        if len(batch) < len(mem_ids):
+            mem = mem.select(torch.searchsorted(mem_ids, batch))
+            mem_ids = batch
         full = len(batch) == P
-        xb, fb, gb, mem = (x, f, g, memory) if full else (x[batch], f[batch], g[batch], memory.select(batch))
+        xb, fb, gb = (x, f, g) if full else (x[batch], f[batch], g[batch])
         moving = active[batch]  # problems of the batch that still move
         d, slope = _direction(gb, mem, moving, precondition, batch)
         x_new, f_new, g_new, accepted, n_evals = _line_search(objective, batch, xb, fb, d, slope, moving, max_halvings)
@@ -416,7 +469,6 @@ def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | Non
         if full:
             x, f, g, failures, active = x_new, f_new, g_new, fail_count, still
         else:
-            memory.assign(batch, mem)
             x[batch], f[batch], g[batch] = x_new, f_new, g_new
             failures[batch] = fail_count
             active[batch] = still
@@ -426,7 +478,8 @@ def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | Non
 def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
                  init: LogisticProbe | None = None, max_iter: int = 100, tol: float = 1e-4,
                  history: int = 20, threads: int | None = None, precondition: str | None = "adaptive",
-                 chunk: int | None = None) -> LogisticProbe:
+                 chunk: int | None = None, basis: GramBasis | None = None,
+                 problems: Tensor | None = None) -> LogisticProbe:
     """Multinomial logistic regression for P problems at once (see module doc), by batched
     L-BFGS (``lbfgs``).
 
@@ -443,7 +496,9 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
     reach the same optimum; on the demo model's features "adaptive" needs 2× fewer evaluations
     than the fixed π_k(1 − π_k) for word identity (127 classes) and 1.5× fewer for UPOS (the
     trials are in bench/RESULTS.md). ``chunk``: rows per block of an evaluation (None: a
-    cache-sized block on CPU, all rows on GPU).
+    cache-sized block on CPU, all rows on GPU). ``basis``: the features' ``GramBasis`` for the
+    preconditioner, when the caller has it (computed here otherwise). ``problems``: fit only
+    these (indices); the others keep ``init`` (or the starting point).
     """
     P, n, d = X.shape
     K = int(n_classes)
@@ -463,40 +518,52 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
         x = x0
         it = 0
     else:
-        objective = _LogisticObjective(X, y, K, lam_fit, precondition, chunk)
+        objective = _LogisticObjective(X, y, K, lam_fit, precondition, chunk, basis)
         with num_threads(auto_threads(P * n * d * K, X.device, threads)):
             inverse_hessian = objective.inverse_hessian if objective.preconditioned else None
-            x, it, _ = lbfgs(objective, x0, precondition=inverse_hessian, max_iter=max_iter, tol=tol, history=history)
+            x, it, _ = lbfgs(objective, x0, precondition=inverse_hessian, max_iter=max_iter, tol=tol, history=history,
+                             problems=problems)
     return LogisticProbe(x[:, : K * d].reshape(P, K, d).transpose(1, 2).contiguous(), x[:, K * d:].contiguous(),
                          lam_t, it)
 
 
 def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
                     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS, init: LogisticProbe | None = None,
-                    early_stop: float | None = 1e-3, **kwargs) -> tuple[LogisticProbe, np.ndarray]:
+                    early_stop: float | None = 1e-3, progress: Callable[[int], None] | None = None,
+                    **kwargs) -> tuple[LogisticProbe, np.ndarray]:
     """Fit the λ path (strong → weak, warm-started; ``init`` starts the first) and keep the
     best λ per problem on the validation rows. Returns the selected probes and the validation
     accuracies [P, G] (NaN for λ not fitted).
 
-    early_stop: the path stops when a weaker λ raises no problem's validation accuracy by more
-    than this (None: fit the whole grid)."""
+    early_stop: a problem leaves the path when a weaker λ has not raised its validation accuracy
+    by more than this, and the path stops when every problem has left (None: fit the whole grid
+    for every problem). ``progress(n)``: called after each λ with 1, and with the number of λ
+    skipped when the path stops early."""
     lambdas = tuple(sorted(lambdas, reverse=True))
     P = X_tr.shape[0]
     best: LogisticProbe | None = None
     best_key = torch.full((P,), -math.inf, device=X_tr.device, dtype=torch.float64)
     val_acc = np.full((P, len(lambdas)), np.nan)
+    on_path = np.ones(P, dtype=bool)
     probe = init
     for g, lam in enumerate(lambdas):
-        if g >= 2 and early_stop is not None and np.all(val_acc[:, g - 1] <= val_acc[:, g - 2] + early_stop):
-            break
-        probe = fit_logistic(X_tr, y_tr, n_classes, lam, init=probe, **kwargs)
+        if g >= 2 and early_stop is not None:
+            on_path &= val_acc[:, g - 1] > val_acc[:, g - 2] + early_stop
+            if not on_path.any():
+                if progress is not None:
+                    progress(len(lambdas) - g)
+                break
+        moving = None if on_path.all() else torch.as_tensor(np.nonzero(on_path)[0], device=X_tr.device)
+        probe = fit_logistic(X_tr, y_tr, n_classes, lam, init=probe, problems=moving, **kwargs)
+        if progress is not None:
+            progress(1)
         logits = probe.logits(X_va)
         acc = (logits.argmax(-1) == y_va).double().mean(dim=1) if len(y_va) else torch.zeros(P, dtype=torch.float64, device=X_tr.device)
         nll = F.cross_entropy(logits.reshape(-1, n_classes), y_va.repeat(P), reduction="none"
                               ).reshape(P, -1).double().mean(dim=1) if len(y_va) else torch.zeros_like(acc)
         key = acc - 1e-6 * nll  # accuracy first, log-loss breaks ties
-        val_acc[:, g] = acc.cpu().numpy()
-        better = key > best_key
+        val_acc[on_path, g] = acc.cpu().numpy()[on_path]
+        better = (key > best_key) & torch.as_tensor(on_path, device=key.device)
         if best is None:
             best = LogisticProbe(probe.W.clone(), probe.b.clone(), probe.lam.clone(), probe.n_iter)
         else:
@@ -546,10 +613,26 @@ class RidgePath:
         path._setup(gram.double(), xty.double(), x_mean.double(), y_mean.double(), dtype)
         return path
 
+    @classmethod
+    def from_basis(cls, basis: GramBasis, X: Tensor, y: Tensor) -> "RidgePath":
+        """From the centred Gram's eigendecomposition of X (``GramBasis.of(X)``) and X itself
+        (read one problem at a time, for Xcᵀ(y − ȳ)/n)."""
+        yd = y.double()
+        y_mean = yd.mean()
+        yc = yd - y_mean
+        xty = torch.stack([(X[p].double() - basis.mean[p]).T @ yc for p in range(X.shape[0])]) / X.shape[1]
+        path = cls.__new__(cls)
+        path._from_eigen(basis.evals, basis.evecs, xty, basis.mean, y_mean, X.dtype)
+        return path
+
     def _setup(self, gram: Tensor, xty: Tensor, x_mean: Tensor, y_mean: Tensor, dtype: torch.dtype) -> None:
+        evals, evecs = torch.linalg.eigh(gram)
+        self._from_eigen(evals.clamp_min(0.0), evecs, xty, x_mean, y_mean, dtype)
+
+    def _from_eigen(self, evals: Tensor, evecs: Tensor, xty: Tensor, x_mean: Tensor, y_mean: Tensor,
+                    dtype: torch.dtype) -> None:
         self.x_mean, self.y_mean, self.dtype = x_mean, y_mean, dtype
-        self.evals, self.evecs = torch.linalg.eigh(gram)
-        self.evals = self.evals.clamp_min(0.0)
+        self.evals, self.evecs = evals, evecs
         self.rot = (self.evecs.transpose(1, 2) @ xty[..., None])[..., 0]  # [P, d]
 
     def probe(self, lam: float | Tensor) -> RidgeProbe:

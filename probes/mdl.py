@@ -22,12 +22,13 @@ sentences recomputes every layer's codelength as a weighted sum, with no refit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from probes.fit import LogisticProbe, fit_logistic
+from probes.fit import GramBasis, LogisticProbe, fit_logistic
 from probes.metrics import Bootstrap
 
 BLOCKS: tuple[float, ...] = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -50,12 +51,17 @@ def block_ends(n: int, fractions: tuple[float, ...] = BLOCKS) -> list[int]:
 
 def online_codelength(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
                       fractions: tuple[float, ...] = BLOCKS, max_iter: int = 100,
-                      tol: float = 1e-4, threads: int | None = None, word_bits: bool = False
+                      tol: float = 1e-4, threads: int | None = None, word_bits: bool = False,
+                      basis: GramBasis | None = None, progress: Callable[[int], None] | None = None
                       ) -> dict[str, np.ndarray | float | int]:
     """Online codelength for P problems sharing labels: X [P, n, d] (words already in the
     transmission order), y [n]. Returns {"codelength_bits": [P], "uniform_bits": N·log₂K,
     "compression": [P], "first_block": t₁, "blocks": [ends]}, and with ``word_bits`` also
-    "word_bits": [P, n], each word's bits in the transmission order (they sum to the codelength)."""
+    "word_bits": [P, n], each word's bits in the transmission order (they sum to the codelength).
+
+    ``basis``: the ``GramBasis`` of all of X, the preconditioner of every block's fit (it only
+    shapes the path to each block's optimum; computed from each block's words otherwise).
+    ``progress(1)``: called after each block."""
     P, n, _ = X.shape
     K = int(n_classes)
     ends = block_ends(n, fractions)
@@ -64,13 +70,17 @@ def online_codelength(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor,
     per_word = [torch.full((P, ends[0]), log2k, dtype=torch.float64, device=X.device)] if word_bits else []
     probe: LogisticProbe | None = None
     for start, end in zip(ends[:-1], ends[1:]):
+        # below d words the preconditioner's d × d products cost more than the objective it saves
+        small = start < X.shape[2]
         probe = fit_logistic(X[:, :start], y[:start], K, lam, init=probe, max_iter=max_iter, tol=tol,
-                             threads=threads)
+                             threads=threads, basis=basis, precondition=None if small else "adaptive")
         logp = probe.log_probs(X[:, start:end])  # [P, m, K]
         nll = -logp.gather(2, y[start:end].reshape(1, -1, 1).expand(P, -1, 1))[..., 0]
         bits += nll.double().sum(dim=1) / math.log(2)
         if word_bits:
             per_word.append(nll.double() / math.log(2))
+        if progress is not None:
+            progress(1)
     uniform = n * log2k
     codelength = bits.cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -9,7 +9,8 @@ resumes, a finished one is reused).
 ``random_init_twin(backend, seed)`` is the same architecture with random weights (Zhang &
 Bowman 2018): for our GPT (native runs and ``gpt2:`` specs) ``GPT(model.cfg)`` built under
 ``torch.manual_seed(seed)``; for a Hugging Face model behind TransformerLens or nnsight a deep copy
-re-initialised with the model's own ``_init_weights`` under the same seed, probed through nnsight.
+(a bridge's components unwrapped back to the Hugging Face modules, so both backends give the same
+twin) re-initialised with the model's own ``_init_weights`` under the same seed, probed through nnsight.
 The twin keeps the tokenizer, so it reads exactly the same tokens.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -89,26 +91,48 @@ def unknown_words(backend: Any, sentences: Sequence[Any], top: int = 10) -> dict
 def extract(backend: Any, sentences: Sequence[Any], *, batch_size: int = 32, store: str | Path | None = None,
             store_dtype: str = "float32", device: str | torch.device = "cpu",
             progress: Callable[[int, int], None] | None = None) -> Tensor:
-    """Residual stream at every word of ``sentences``: float32 [n_layer + 1, n_words, d_model]."""
-    if store is not None:
-        from hooks import ActivationStore
+    """Residual stream at every word of ``sentences``: float32 [n_layer + 1, n_words, d_model].
 
-        st = ActivationStore.build(store, backend, list(sentences), dtype=store_dtype, batch_size=batch_size,
-                                   progress=progress)
+    In memory, sentences are run in batches of similar token length (sorted by length, so a
+    batch is padded to little more than its sentences), and each batch's words are written into
+    one preallocated tensor at their corpus rows. ``progress(done, total)`` after each batch."""
+    if store is not None:
         from probes.features import to_tensor
 
-        return to_tensor(st, device)
-    chunks: list[Tensor] = []
+        return to_tensor(extract_to_store(backend, sentences, store, dtype=store_dtype, batch_size=batch_size,
+                                          progress=progress), device)
     total = len(sentences)
-    for start in range(0, total, batch_size):
-        batch = list(sentences[start:start + batch_size])
-        runs = backend.run(batch, logits=False, device="cpu", dtype=torch.float32)
-        chunks.extend(r.word_resid() for r in runs)
-        if progress is not None:
-            progress(min(start + batch_size, total), total)
-    if not chunks:
+    if not total:
         raise ValueError("no sentences to extract")
-    return torch.cat(chunks, dim=1).to(device)
+    encodings = [backend.encode(s) for s in sentences]
+    n_words = [len(e.words) for e in encodings]
+    first_row = np.concatenate([[0], np.cumsum(n_words)])
+    order = np.argsort([len(e) for e in encodings], kind="stable")
+    out: Tensor | None = None
+    done = 0
+    for start in range(0, total, batch_size):
+        batch = order[start:start + batch_size]
+        runs = backend.run([encodings[i] for i in batch], logits=False, device="cpu", dtype=torch.float32)
+        for i, r in zip(batch, runs):
+            x = r.word_resid()  # [n_layer + 1, words, d]
+            if out is None:
+                out = torch.empty((x.shape[0], int(first_row[-1]), x.shape[2]), dtype=torch.float32)
+            out[:, first_row[i]:first_row[i + 1]] = x
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+    assert out is not None
+    return out.to(device)
+
+
+def extract_to_store(backend: Any, sentences: Sequence[Any], store: str | Path, *, dtype: str = "float16",
+                     batch_size: int = 32, progress: Callable[[int, int], None] | None = None) -> Any:
+    """The residual stream at every word, in a ``hooks.ActivationStore`` at ``store`` (memmaps
+    in ``dtype``; an interrupted extraction resumes, a finished one is reused)."""
+    from hooks import ActivationStore
+
+    return ActivationStore.build(store, backend, list(sentences), dtype=dtype, batch_size=batch_size,
+                                 progress=progress)
 
 
 def random_init_twin(backend: Any, seed: int = 0, name: str | None = None) -> Any:
@@ -135,7 +159,7 @@ def random_init_twin(backend: Any, seed: int = 0, name: str | None = None) -> An
     hf = _hf_module(backend)
     if hf is None:
         raise ValueError(f"cannot build a random-init twin of {info.name} ({type(model).__name__})")
-    twin = copy.deepcopy(hf)
+    twin = _plain_copy(hf)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if hasattr(twin, "_init_weights"):
@@ -146,6 +170,35 @@ def random_init_twin(backend: Any, seed: int = 0, name: str | None = None) -> An
                     module.reset_parameters()
     twin.eval()
     return hooks.NNsightBackend(twin, backend.tokenizer, name=label, source=f"random-init({info.source}, seed={seed})")
+
+
+def _plain_copy(hf: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of a Hugging Face model as Hugging Face built it.
+
+    TransformerBridge adapts the model it boots in place: every submodule it adapts is replaced
+    by a bridge component holding the original as ``._original_component``. Such a copy run
+    through nnsight loses the eager attention weights (``output_attentions`` gives an empty
+    tuple) and its parameter names differ from the model's, so the bridge components are
+    swapped back for the modules they wrap: the twin of ``tl:DIR`` is then the same module tree
+    as the twin of ``nnsight:DIR`` (and, for the same seed, the same weights)."""
+    twin = copy.deepcopy(hf)
+
+    def unwrap(module: torch.nn.Module) -> None:
+        for key, child in list(module._modules.items()):
+            inner = child
+            while isinstance(inner, torch.nn.Module) and "_original_component" in inner._modules:
+                inner = inner._modules["_original_component"]
+            if inner is not child:
+                module._modules[key] = inner
+            if isinstance(inner, torch.nn.Module):
+                unwrap(inner)
+
+    unwrap(twin)
+    left = sorted({type(m).__name__ for m in twin.modules() if type(m).__module__.startswith("transformer_lens")})
+    if left:
+        raise ValueError(f"cannot build a random-init twin of {type(hf).__name__}: TransformerBridge components "
+                         f"{', '.join(left)} wrap no Hugging Face module (load it with nnsight: instead)")
+    return twin
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -357,6 +357,7 @@ class TaskResult:
     cumulative_features: CumulativeFeatures | None = None
     expected_layer: ExpectedLayer | None = None
     fit_s: float | None = None
+    stages_s: dict[str, float] | None = None  # fit_s by stage: fit, control, mdl, mdl_control, cumulative, score
 
     @property
     def name(self) -> str:
@@ -382,6 +383,8 @@ class TaskResult:
                 out["cumulative_features"] = self.cumulative_features.to_dict() if self.cumulative_features else None
             out["expected_layer"] = self.expected_layer.to_dict() if self.expected_layer else {}
         _put(out, "fit_s", self.fit_s)
+        if self.stages_s:
+            out["stages_s"] = dict(self.stages_s)
         return out
 
     @classmethod
@@ -389,7 +392,8 @@ class TaskResult:
         head = dict(info=TaskInfo.from_fields(f), metric=f.get("metric", str, required=False, default=""),
                     n_words=f.get("n_words", dict, required=False, default={}),
                     n_classes=f.get("n_classes", _OPT_INT, required=False),
-                    classes=f.get("classes", list, required=False), fit_s=f.get("fit_s", _OPT_NUM, required=False))
+                    classes=f.get("classes", list, required=False), fit_s=f.get("fit_s", _OPT_NUM, required=False),
+                    stages_s=_stage_times(f))
         skipped = f.get("skipped", _OPT_STR, required=False)
         if skipped:
             return cls(**head, skipped=skipped)
@@ -643,6 +647,13 @@ class ErasureResult:
                    f.get("seed", int), CleanScores.from_fields(f.sub("clean")),
                    {name: ConceptErasure.from_fields(concepts.sub(name), n_layer) for name in concepts.data},
                    dict(timing.data))
+
+
+def _stage_times(f: _Fields) -> dict[str, float] | None:
+    if "stages_s" not in f.data:
+        return None
+    stages = f.sub("stages_s")
+    return {key: float(stages.get(key, _NUM)) for key in stages.data}
 
 
 # ----------------------------------------------------------------------------- models

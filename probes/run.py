@@ -16,8 +16,10 @@ model and its twin, with the same sentences, split and resamples: each model's r
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +32,16 @@ from hooks.spec import parse_spec
 from probes.config import ProbeConfig
 from probes.erase import ErasureSettings, check_erasable, concept_tasks
 from probes.erase import erase as erase_concepts
-from probes.models import extract, fits_context, load_backend, model_tag, random_init_twin, unknown_words
+from probes.models import (
+    extract,
+    extract_to_store,
+    fits_context,
+    load_backend,
+    model_tag,
+    random_init_twin,
+    unknown_words,
+)
+from probes.progress import Progress
 from probes.results import (
     SCHEMA,
     DataInfo,
@@ -197,14 +208,18 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
           twin_seed: int = 0, store_dir: str | Path | None = None, batch_size: int = 32,
           data_info: dict[str, Any] | None = None, log: Log | None = None,
           allow_nonfinite: bool = False, erase: Sequence[Task | str] | str | None = None,
-          erase_method: str = "leace", erase_random: int = 5, progress: bool = False) -> ProbeResults:
+          erase_method: str = "leace", erase_random: int = 5, progress: bool = False,
+          max_memory: float | None = None) -> ProbeResults:
     """Probe ``model`` (a spec or backend), its random-init twin and ``compare`` models.
 
     Returns the typed results (``.to_dict()``: results.json, schema in docs/probes.md).
     ``store_dir``: keep each model's activations in a ``hooks.ActivationStore`` under
     ``store_dir/<tag>`` (reused on a rerun). ``erase``: concepts to erase at every layer of the
     main model and its twin (``probes.erase``; ``erase_method`` "leace" or "inlp",
-    ``erase_random`` random-subspace draws); ``progress``: a progress bar on stderr while erasing.
+    ``erase_random`` random-subspace draws); ``progress``: progress bars on stderr (extraction,
+    fits, erasure). ``max_memory``: bytes one model's float32 features may take in memory; above
+    it they are streamed as float16 memmaps from a temporary activation store (as with
+    ``store_dir``, which always streams).
     """
     config = config or ProbeConfig()
     tasks = resolve_tasks(tasks)  # unknown task names fail before any model is loaded
@@ -212,15 +227,17 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
     models = load_models(model, compare, twin=twin, twin_seed=twin_seed, device=config.device,
                          allow_nonfinite=allow_nonfinite)
     return probe_models(models, sentences, tasks, config, store_dir=store_dir, batch_size=batch_size,
-                        data_info=data_info, log=log, erasure=erasure, progress=progress)
+                        data_info=data_info, log=log, erasure=erasure, progress=progress, max_memory=max_memory)
 
 
 def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
                  tasks: Sequence[Task | str] | str | None = None, config: ProbeConfig | None = None, *,
                  store_dir: str | Path | None = None, batch_size: int = 32,
                  data_info: dict[str, Any] | None = None, log: Log | None = None,
-                 erasure: Erasure | None = None, progress: bool = False) -> ProbeResults:
-    """``probe`` on models already loaded (``load_models``); ``erasure``: see ``Erasure``."""
+                 erasure: Erasure | None = None, progress: bool = False,
+                 max_memory: float | None = None) -> ProbeResults:
+    """``probe`` on models already loaded (``load_models``); ``erasure``: see ``Erasure``.
+    One model's features are in memory at a time."""
     log = log or (lambda msg: None)
     config = config or ProbeConfig()
     suite = ProbeSuite(tasks, config)
@@ -245,7 +262,7 @@ def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
         if m.role != "random_init":
             _note_unknown_words(m.backend, kept, tag, unknown, log)
         results.append(_probe_one(m, tag, suite, kept, store_dir, batch_size, log,
-                                  erasure if m.role in ERASED_ROLES else None, progress))
+                                  erasure if m.role in ERASED_ROLES else None, progress, max_memory))
     data = DataInfo.from_dict({**(data_info or {}), **summary, "n_skipped_too_long": skipped,
                                "unknown_words": unknown})
     return ProbeResults(datetime.now(timezone.utc).isoformat(timespec="seconds"), _version(), data, config,
@@ -267,27 +284,69 @@ def _note_unknown_words(backend: Any, sentences: Sequence[Any], tag: str, unknow
 
 def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence[Any],
                store_dir: str | Path | None, batch_size: int, log: Log, erasure: Erasure | None = None,
-               progress: bool = False) -> ModelResult:
+               progress: bool = False, max_memory: float | None = None) -> ModelResult:
     info = m.backend.metadata
-    log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})")
     t0 = time.perf_counter()
-    feats = extract(m.backend, sentences, batch_size=batch_size,
-                    store=None if store_dir is None else Path(store_dir) / tag, device=suite.config.device)
-    t_extract = time.perf_counter() - t0
-    log(f"[{tag}] probing {len(suite.tasks)} tasks × {feats.shape[0]} layers")
-    fit = suite.fit(feats, sentences, log=log, source=f"model {tag!r}")
-    fit.timing_s["extract"] = t_extract
-    log(f"[{tag}] verdict: {fit.verdict.message}")
-    erased = None
-    if erasure is not None:
-        log(f"[{tag}] erasing {', '.join(erasure.concepts)} ({erasure.method}, {erasure.n_random} random draws) "
-            f"at every layer")
-        d = erase_concepts(m.backend, sentences, erasure.concepts, suite.config, method=erasure.method,
-                           n_random=erasure.n_random, features=feats, batch_size=batch_size, progress=progress,
-                           log=lambda msg: log(f"[{tag}] {msg}"))
-        erased = ErasureResult.from_dict(d, f"model {tag!r}: erasure", info.n_layer)
-    del feats
+    with _feature_store(info, tag, sentences, store_dir, max_memory, log) as store:
+        log(f"[{tag}] extracting activations ({info.n_layer} layers, d_model {info.d_model})"
+            + ("" if store is None else f" into {store}"))
+        with Progress(len(sentences), f"[{tag}] extracting", progress, unit="sent") as bar:
+            if store is None:
+                feats = extract(m.backend, sentences, batch_size=batch_size, device=suite.config.device,
+                                progress=bar.counter())
+            else:
+                feats = extract_to_store(m.backend, sentences, store, dtype=_store_dtype(store),
+                                         batch_size=batch_size, progress=bar.counter())
+        t_extract = time.perf_counter() - t0
+        log(f"[{tag}] probing {len(suite.tasks)} tasks × {info.n_layer + 1} layers")
+        fit = suite.fit(feats, sentences, log=log, source=f"model {tag!r}", progress=progress)
+        fit.timing_s["extract"] = t_extract
+        log(f"[{tag}] verdict: {fit.verdict.message}")
+        erased = None
+        if erasure is not None:
+            log(f"[{tag}] erasing {', '.join(erasure.concepts)} ({erasure.method}, {erasure.n_random} random draws) "
+                f"at every layer")
+            d = erase_concepts(m.backend, sentences, erasure.concepts, suite.config, method=erasure.method,
+                               n_random=erasure.n_random, features=feats, batch_size=batch_size, progress=progress,
+                               log=lambda msg: log(f"[{tag}] {msg}"))
+            erased = ErasureResult.from_dict(d, f"model {tag!r}: erasure", info.n_layer)
+        del feats
     return ModelResult(tag, m.role, m.spec, info.to_dict(), fit, erased)
+
+
+def feature_bytes(info: Any, sentences: Sequence[Any]) -> int:
+    """Bytes of one model's features in memory: float32 [n_layer + 1, n_words, d_model]."""
+    n_words = sum(len(s.words) for s in sentences)
+    return 4 * (info.n_layer + 1) * n_words * info.d_model
+
+
+@contextmanager
+def _feature_store(info: Any, tag: str, sentences: Sequence[Any], store_dir: str | Path | None,
+                   max_memory: float | None, log: Log) -> Iterator[Path | None]:
+    """Where one model's features go: ``store_dir/<tag>`` (kept), a temporary store when they
+    would exceed ``max_memory`` bytes in memory (deleted afterwards), or None (in memory)."""
+    if store_dir is not None:
+        yield Path(store_dir) / tag
+        return
+    need = feature_bytes(info, sentences)
+    if max_memory is None or need <= max_memory:
+        yield None
+        return
+    log(f"[{tag}] features take {need / 2**30:.2f} GiB as float32, more than --max-memory "
+        f"({max_memory / 2**30:.2f} GiB): streaming float16 memmaps from a temporary activation store")
+    with tempfile.TemporaryDirectory(prefix="stratascope-features-") as tmp:
+        yield Path(tmp) / tag
+
+
+def _store_dtype(store: Path) -> str:
+    """float16 for a new store; an existing one keeps its own dtype (so it is reused)."""
+    from hooks.store import INDEX
+
+    if (store / INDEX).is_file():
+        import json
+
+        return str(json.loads((store / INDEX).read_text()).get("dtype", "float16"))
+    return "float16"
 
 
 def _version() -> str:

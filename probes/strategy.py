@@ -10,7 +10,9 @@ test words with the suite's sentence bootstrap; ``probes.suite`` turns that into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import time
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,7 +20,9 @@ import torch
 from torch import Tensor
 
 from probes.config import ProbeConfig
+from probes.features import FeatureLayers
 from probes.fit import (
+    GramBasis,
     LogisticProbe,
     RidgePath,
     Standardizer,
@@ -28,8 +32,9 @@ from probes.fit import (
     select_logistic,
     select_ridge,
 )
-from probes.mdl import online_codelength
+from probes.mdl import block_ends, online_codelength
 from probes.metrics import Bootstrap, interval
+from probes.progress import Tick, no_tick
 from probes.metrics import spearman as spearman_rho
 from probes.results import Baseline, CumulativeFeatures, Interval, number
 from probes.tasks import Task, TaskLabels
@@ -72,16 +77,23 @@ class TaskSplit:
     test_words: np.ndarray
     test_sentence: np.ndarray
     train_sentence: np.ndarray
+    rows: np.ndarray  # each word's feature row, in this order
 
     @classmethod
-    def of(cls, lab: TaskLabels, sentence_split: np.ndarray, split_pos: np.ndarray) -> "TaskSplit":
+    def of(cls, lab: TaskLabels, sentence_split: np.ndarray, split_pos: np.ndarray,
+           train_order_seed: int | None = None) -> "TaskSplit":
         """``split_pos``: each sentence's position among the sentences of its split
-        (``split_positions``)."""
+        (``split_positions``). ``train_order_seed``: put the training words in a seeded random
+        order (the order the MDL online code transmits them in, so the code reads the training
+        features without a permuted copy); None: corpus order."""
         where = sentence_split[lab.sentence] if lab.n else np.zeros(0, dtype=np.int64)
         idx = [np.nonzero(where == k)[0] for k in range(3)]
+        if train_order_seed is not None:
+            perm = torch.randperm(len(idx[0]), generator=torch.Generator().manual_seed(train_order_seed)).numpy()
+            idx[0] = idx[0][perm]
         order = np.concatenate(idx)
         return cls(len(idx[0]), len(idx[1]), len(idx[2]), order, lab.y[order], idx[2],
-                   split_pos[lab.sentence[idx[2]]], split_pos[lab.sentence[idx[0]]])
+                   split_pos[lab.sentence[idx[2]]], split_pos[lab.sentence[idx[0]]], lab.rows[order])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -101,10 +113,19 @@ class TaskSplit:
             return f"too few labelled words (train {self.n_train}, val {self.n_val}, test {self.n_test})"
         return None
 
-    def features(self, X_all: Tensor, lab: TaskLabels) -> SplitFeatures:
-        """The task's rows of ``X_all`` [P, n_words, d] in split order, standardised per layer
-        on the training words."""
-        X = X_all[:, torch.as_tensor(lab.rows[self.order], device=X_all.device)]  # a copy
+    @property
+    def train_key(self) -> str:
+        """Identifies the training rows (in order): tasks with the same key have the same
+        standardised training features, hence the same ``GramBasis``."""
+        return hashlib.sha1(np.ascontiguousarray(self.rows[:self.n_train]).tobytes()).hexdigest()
+
+    def features(self, layers: FeatureLayers | Tensor) -> SplitFeatures:
+        """The task's rows of the features (``FeatureLayers``, or a tensor [P, n_words, d]) in
+        split order, standardised per layer on the training words."""
+        if isinstance(layers, Tensor):
+            X = layers[:, torch.as_tensor(self.rows, device=layers.device)]  # a copy
+        else:
+            X = layers.rows(self.rows)
         X = Standardizer.fit(X[:, :self.n_train]).apply_(X)  # in place
         a, b = self.n_train, self.n_train + self.n_val
         return SplitFeatures(X[:, :a], X[:, a:b], X[:, b:])
@@ -123,23 +144,46 @@ class LayerFits:
     mdl_control: dict[str, Any] | None = None  # … and of its control
     cumulative_test: np.ndarray | None = None  # [n_test, P]: the probe on layers 0..ℓ
     cumulative_features: CumulativeFeatures | None = None
+    stages_s: dict[str, float] = field(default_factory=dict)  # seconds per stage of the fit
+
+
+class _Clock:
+    """Seconds since the last lap."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+
+    def lap(self, into: dict[str, float], name: str) -> None:
+        now = time.perf_counter()
+        into[name] = into.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 # ----------------------------------------------------------------------------- cumulative helpers
-def reduce_layers(X: SplitFeatures, cap: int) -> tuple[SplitFeatures | None, int]:
+def reduce_layers(X: SplitFeatures, cap: int, basis: GramBasis | None = None) -> tuple[SplitFeatures | None, int]:
     """Per-layer PCA (fitted on the training words) when the concatenation of all layers would
-    exceed ``cap`` features; None when no reduction is needed. Returns (features, per layer)."""
+    exceed ``cap`` features; None when no reduction is needed. Returns (features, per layer).
+    ``basis``: the ``GramBasis`` of ``X.train`` (its covariance's eigenvectors), when known."""
     P, _, d = X.train.shape
     if P * d <= cap:
         return None, d
     k = max(1, cap // P)
-    cov = X.train.transpose(1, 2).double() @ X.train.double() / X.train.shape[1]  # [P, d, d] (mean 0)
-    _, vecs = torch.linalg.eigh(cov)
+    vecs = (basis if basis is not None else GramBasis.of(X.train)).evecs
     V = vecs[:, :, -k:].to(X.train.dtype)  # leading components
     # re-standardise the projections so every component has unit variance on train
     parts = [torch.bmm(part, V) for part in X]
     std = Standardizer.fit(parts[0])
     return SplitFeatures(*(std(p) for p in parts)), k
+
+
+def _gram(Z: Tensor) -> Tensor:
+    """ZᵀZ/n in float64 for Z [n, m], a block of rows at a time (no float64 copy of Z)."""
+    n, m = Z.shape
+    gram = torch.zeros((m, m), dtype=torch.float64, device=Z.device)
+    for i in range(0, n, 4096):
+        block = Z[i:i + 4096].double()
+        gram.addmm_(block.T, block)
+    return gram / max(n, 1)
 
 
 def concat_layers(X: Tensor, l: int) -> Tensor:
@@ -181,49 +225,73 @@ class CategoricalStrategy:
                             str(lab.classes[majority]))
         return reported, float(point[0]), b[:, 0]
 
-    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels) -> LayerFits:
+    def units(self, split: TaskSplit, n_problems: int) -> int:
+        """Progress units of ``fit``: one per λ of each path, MDL block and cumulative probe."""
+        cfg = self.config
+        G = len(cfg.lambdas)
+        B = len(block_ends(split.n_train)) - 1 if cfg.mdl else 0
+        control = G + (B if cfg.mdl_control else 0) if cfg.control else 0
+        return G + B + control + (n_problems if cfg.cumulative else 0)
+
+    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels, basis: GramBasis | None = None,
+            tick: Tick = no_tick) -> LayerFits:
+        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress."""
         cfg = self.config
         K = lab.n_classes
-        probe, fits = self._select(X, split, split.y, K, with_mdl=cfg.mdl, word_bits=True)
+        basis = basis if basis is not None else GramBasis.of(X.train)
+        clock = _Clock()
+        probe, fits = self._select(X, split, split.y, K, basis, lambda n: tick(n, f"{lab.task.name}: λ path"))
+        clock.lap(fits.stages_s, "fit")
+        if cfg.mdl:
+            fits.mdl = self._mdl(X, split.y, split, K, probe, basis, word_bits=True,
+                                 tick=lambda n: tick(n, f"{lab.task.name}: MDL blocks"))
+            clock.lap(fits.stages_s, "mdl")
         if cfg.control:
             # Hewitt & Liang: every word type gets one fixed random label
             control = lab.control(cfg.seed)[split.order]
-            _, cfits = self._select(X, split, control, K, with_mdl=cfg.mdl and cfg.mdl_control)
-            fits.control_test, fits.control_lam, fits.mdl_control = cfits.test, cfits.lam, cfits.mdl
+            cprobe, cfits = self._select(X, split, control, K, basis,
+                                         lambda n: tick(n, f"{lab.task.name}: control λ path"))
+            fits.control_test, fits.control_lam = cfits.test, cfits.lam
+            clock.lap(fits.stages_s, "control")
+            if cfg.mdl and cfg.mdl_control:
+                fits.mdl_control = self._mdl(X, control, split, K, cprobe, basis,
+                                             tick=lambda n: tick(n, f"{lab.task.name}: control MDL blocks"))
+                clock.lap(fits.stages_s, "mdl_control")
         if cfg.cumulative:
-            fits.cumulative_test, fits.cumulative_features = self._cumulative(X, split, K, fits, probe)
+            fits.cumulative_test, fits.cumulative_features = self._cumulative(
+                X, split, K, fits, probe, basis, lambda n: tick(n, f"{lab.task.name}: cumulative probes"))
+            clock.lap(fits.stages_s, "cumulative")
         return fits
 
     def _kw(self) -> dict[str, Any]:
         cfg = self.config
         return {"max_iter": cfg.max_iter, "tol": cfg.tol, "threads": cfg.threads}
 
-    def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, *, with_mdl: bool,
-                word_bits: bool = False) -> tuple[LogisticProbe, LayerFits]:
-        """The λ path per layer, best λ on validation; its test correctness and MDL code (with
-        ``word_bits``: each training word's bits, in split order)."""
+    def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, basis: GramBasis,
+                progress: Any) -> tuple[LogisticProbe, LayerFits]:
+        """The λ path per layer, best λ on validation; its test correctness."""
         cfg = self.config
         yt = torch.as_tensor(labels, device=X.train.device)
         n_tr, n_va = split.n_train, split.n_val
         ytr, yva, yte = yt[:n_tr], yt[n_tr:n_tr + n_va], yt[n_tr + n_va:]
-        probe, _ = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, **self._kw())
-        fits = LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy())
-        if with_mdl:
-            # the order in which the online code transmits the training words: a seeded permutation
-            perm = torch.randperm(n_tr, generator=torch.Generator().manual_seed(cfg.seed + 7919))
-            fits.mdl = online_codelength(X.train[:, perm], ytr[perm], K, probe.lam, word_bits=word_bits,
-                                         **{**self._kw(), "tol": cfg.mdl_tol})
-            if word_bits:
-                in_split_order = np.empty_like(fits.mdl["word_bits"])
-                in_split_order[:, perm.numpy()] = fits.mdl["word_bits"]
-                fits.mdl["word_bits"] = in_split_order
-        return probe, fits
+        probe, _ = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, basis=basis, progress=progress,
+                                   **self._kw())
+        return probe, LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy())
 
-    def _cumulative(self, X: SplitFeatures, split: TaskSplit, K: int, fits: LayerFits, probe: LogisticProbe
-                    ) -> tuple[np.ndarray, CumulativeFeatures]:
+    def _mdl(self, X: SplitFeatures, labels: np.ndarray, split: TaskSplit, K: int, probe: LogisticProbe,
+             basis: GramBasis, tick: Any, word_bits: bool = False) -> dict[str, Any]:
+        """The online code of the training words, in their (seeded random) split order, each
+        layer with the λ its probe chose; with ``word_bits`` each word's bits, in split order."""
+        cfg = self.config
+        ytr = torch.as_tensor(labels[:split.n_train], device=X.train.device)
+        return online_codelength(X.train, ytr, K, probe.lam, word_bits=word_bits, basis=basis, progress=tick,
+                                 **{**self._kw(), "tol": cfg.mdl_tol})
+
+    def _cumulative(self, X: SplitFeatures, split: TaskSplit, K: int, fits: LayerFits, probe: LogisticProbe,
+                    basis: GramBasis, tick: Any) -> tuple[np.ndarray, CumulativeFeatures]:
         yt = torch.as_tensor(split.y, device=X.train.device)
         ytr, yte = yt[:split.n_train], yt[split.n_train + split.n_val:]
-        R, k = reduce_layers(X, self.config.max_cumulative_features)
+        R, k = reduce_layers(X, self.config.max_cumulative_features, basis)
         P = X.train.shape[0]
         # one λ for every cumulative probe: the one the per-layer probes chose most often
         # (the largest among ties); each probe starts from the previous one's solution
@@ -232,19 +300,27 @@ class CategoricalStrategy:
         correct = np.zeros((len(yte), P), dtype=bool)
         prev: LogisticProbe | None = None
         parts = R or X
+        # layers 0..l side by side are the first (l + 1)·k columns of all layers side by side, so
+        # one Gram matrix serves every cumulative probe's preconditioner (its leading block)
+        Z_train, Z_test = concat_layers(parts.train, P - 1), concat_layers(parts.test, P - 1)
+        gram = _gram(Z_train[0])
         for l in range(P):
             if l == 0 and R is None and np.isclose(fits.lam[0], lam_cum):
                 correct[:, 0] = fits.test[:, 0]
                 prev = probe.select([0])
+                tick(1)
                 continue
-            Ztr, Zte = concat_layers(parts.train, l), concat_layers(parts.test, l)
+            m = (l + 1) * k
+            Ztr, Zte = Z_train[:, :, :m].contiguous(), Z_test[:, :, :m].contiguous()
             init = None
             if prev is not None:  # the probe on layers 0..l-1, with zero weights for layer l
                 pad = Ztr.shape[2] - prev.W.shape[1]
                 W = torch.cat([prev.W, prev.W.new_zeros(1, pad, K)], dim=1)
                 init = LogisticProbe(W, prev.b.clone(), prev.lam.clone())
-            prev = fit_logistic(Ztr, ytr, K, lam_cum, init=init, **self._kw())
+            prev = fit_logistic(Ztr, ytr, K, lam_cum, init=init, basis=GramBasis.from_gram(gram[None, :m, :m], len(ytr)),
+                                **self._kw())
             correct[:, l] = (prev.predict(Zte)[0] == yte).cpu().numpy()
+            tick(1)
         return correct, CumulativeFeatures(k, R is not None, lam_cum)
 
 
@@ -287,22 +363,35 @@ class OrdinalStrategy:
         reported = Baseline("train mean", number(point[0]), Interval.of(interval(b, self.config.ci_level)[0]))
         return reported, 0.0, np.zeros(boot.n_resamples)
 
-    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels) -> LayerFits:
+    def units(self, split: TaskSplit, n_problems: int) -> int:
+        """Progress units of ``fit``: the ridge path, and one per cumulative probe."""
+        return 1 + (n_problems if self.config.cumulative else 0)
+
+    def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels, basis: GramBasis | None = None,
+            tick: Tick = no_tick) -> LayerFits:
+        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress."""
         cfg = self.config
         yt = torch.as_tensor(split.y, dtype=torch.float64, device=X.train.device)
         n_tr, n_va = split.n_train, split.n_val
-        probe, _ = select_ridge(X.train, yt[:n_tr], X.val, yt[n_tr:n_tr + n_va], cfg.ridge_lambdas,
+        basis = basis if basis is not None else GramBasis.of(X.train)
+        clock = _Clock()
+        path = RidgePath.from_basis(basis, X.train, yt[:n_tr])
+        probe, _ = select_ridge(X.train, yt[:n_tr], X.val, yt[n_tr:n_tr + n_va], cfg.ridge_lambdas, path=path,
                                 threads=cfg.threads)
         fits = LayerFits(probe.predict(X.test).T.double().cpu().numpy(), probe.lam.cpu().numpy())
+        tick(1, f"{lab.task.name}: ridge path")
+        clock.lap(fits.stages_s, "fit")
         if cfg.cumulative:
-            fits.cumulative_test, fits.cumulative_features = self._cumulative(X, split, yt, fits)
+            fits.cumulative_test, fits.cumulative_features = self._cumulative(
+                X, split, yt, fits, basis, lambda n: tick(n, f"{lab.task.name}: cumulative probes"))
+            clock.lap(fits.stages_s, "cumulative")
         return fits
 
-    def _cumulative(self, X: SplitFeatures, split: TaskSplit, yt: Tensor, fits: LayerFits
-                    ) -> tuple[np.ndarray, CumulativeFeatures]:
+    def _cumulative(self, X: SplitFeatures, split: TaskSplit, yt: Tensor, fits: LayerFits, basis: GramBasis,
+                    tick: Any) -> tuple[np.ndarray, CumulativeFeatures]:
         cfg = self.config
         dev = X.train.device
-        R, k = reduce_layers(X, cfg.max_cumulative_features)
+        R, k = reduce_layers(X, cfg.max_cumulative_features, basis)
         P = X.train.shape[0]
         n_tr, n_va = split.n_train, split.n_val
         Ztr, Zva, Zte = (concat_layers(part, P - 1) for part in (R or X))
@@ -316,6 +405,7 @@ class OrdinalStrategy:
             gram = Zc.T @ Zc / n_tr
             xty = Zc.T @ (y_tr - y_tr.mean()) / n_tr
             for l in range(P):
+                tick(1)
                 if l == 0 and R is None:
                     pred[:, 0] = fits.test[:, 0]
                     continue

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch import Tensor
 
 from probes.config import ProbeConfig
 from probes.depth import (
@@ -49,9 +49,11 @@ from probes.depth import (
     hierarchy_verdict,
     peak_layer,
 )
-from probes.features import as_layers, check_finite, to_tensor
+from probes.features import FeatureLayers, as_layers, to_tensor
+from probes.fit import GramBasis
 from probes.mdl import resampled_codelengths
 from probes.metrics import Bootstrap, interval
+from probes.progress import Progress, Tick
 from probes.results import (
     ControlScore,
     CumulativeScore,
@@ -74,6 +76,11 @@ __all__ = ["ProbeConfig", "ProbeSuite", "split_sentences", "as_layers", "to_tens
 SPLITS = ("train", "val", "test")
 # The MDL bootstrap resamples the training sentences with its own stream of the run's seed.
 MDL_BOOTSTRAP_SEED_OFFSET = 104_729
+# The training words of every task are kept in a seeded random order: the order the MDL online
+# code transmits them in.
+MDL_ORDER_SEED_OFFSET = 7919
+# How many Gram eigenbases one model's fit keeps (tasks over the same training words share one).
+BASIS_CACHE_SIZE = 3
 
 
 def split_sentences(sentences: Sequence[Any], fractions: Sequence[float] = (0.7, 0.1, 0.2),
@@ -113,6 +120,7 @@ class _Prepared:
     split: np.ndarray  # per sentence
     split_pos: np.ndarray  # per sentence: index among the sentences of its split
     labels: dict[str, TaskLabels]
+    splits: dict[str, TaskSplit]
     bootstrap: Bootstrap  # of the test sentences
     n_resamples: int
     seed: int
@@ -151,9 +159,12 @@ class ProbeSuite:
         split = split_sentences(sentences, cfg.split, cfg.seed)
         split_pos = split_positions(split)
         labels = {t.name: label_task(t, sentences) for t in self.tasks}
+        splits = {name: TaskSplit.of(lab, split, split_pos, cfg.seed + MDL_ORDER_SEED_OFFSET)
+                  for name, lab in labels.items()}
         n_words = sum(len(s.words) for s in sentences)
         boot = Bootstrap(max(int((split == 2).sum()), 1), cfg.n_bootstrap, seed=cfg.seed)
-        self._prepared = _Prepared(sentences, n_words, split, split_pos, labels, boot, cfg.n_bootstrap, cfg.seed)
+        self._prepared = _Prepared(sentences, n_words, split, split_pos, labels, splits, boot, cfg.n_bootstrap,
+                                   cfg.seed)
         return self._prepared
 
     def data_summary(self, sentences: Sequence[Any]) -> dict[str, Any]:
@@ -166,25 +177,28 @@ class ProbeSuite:
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, features: Any, sentences: Sequence[Any], *, log: Callable[[str], None] | None = None,
-            source: str = "features") -> ModelFit:
+            source: str = "features", progress: bool = False) -> ModelFit:
         """Probe one model: its result per task and its hierarchy verdict. ``source`` names the
-        model in errors (non-finite activations)."""
+        model in errors (non-finite activations) and on the progress bar (``progress``: a tqdm
+        bar on stderr through every task's fits)."""
         log = log or (lambda msg: None)
         prep = self.prepare(sentences)
         t0 = time.perf_counter()
-        X = to_tensor(features, self.config.device)
-        if X.shape[1] != prep.n_words:
-            raise ValueError(f"features have {X.shape[1]} word rows but the sentences have {prep.n_words} words")
-        check_finite(X, source)
+        X = FeatureLayers(features, self.config.device)
+        if X.n_words != prep.n_words:
+            raise ValueError(f"features have {X.n_words} word rows but the sentences have {prep.n_words} words")
+        X.check_finite(source)
+        bases = _BasisCache(BASIS_CACHE_SIZE)
         tasks_out: dict[str, TaskResult] = {}
         # per definition (probes.depth.EXPECTED_KINDS), per task: the expected layer and its resamples
         boot_expected: dict[str, dict[str, np.ndarray]] = {k: {} for k in EXPECTED_KINDS}
         point_expected: dict[str, dict[str, float]] = {k: {} for k in EXPECTED_KINDS}
         kind = self.config.expected
         timing: dict[str, float] = {"load": time.perf_counter() - t0}
+        bar = Progress(self._units(prep, X.n_layers), f"probing {source}", progress, unit="fit")
         for t in self.tasks:
             t1 = time.perf_counter()
-            res, e_boot = self._fit_task(X, prep, prep.labels[t.name])
+            res, e_boot = self._fit_task(X, prep, prep.labels[t.name], bases, bar.tick)
             timing[t.name] = res.fit_s = time.perf_counter() - t1
             tasks_out[t.name] = res
             if res.skipped is not None:
@@ -199,9 +213,20 @@ class ProbeSuite:
                 f"expected layer {_fmt(e)}  [{timing[t.name]:.1f} s]")
         # the verdict under every definition this run has expected layers for (anchored and tenney
         # need the cumulative probes, mdl the MDL codes); the one config.expected names is THE verdict
+        bar.close()
         verdicts = {k: self._verdict(k, point_expected[k], boot_expected[k], tasks_out)
                     for k in EXPECTED_KINDS if k == kind or point_expected[k]}
-        return ModelFit(X.shape[0] - 1, int(X.shape[2]), tasks_out, verdicts[kind], timing, verdicts)
+        return ModelFit(X.n_layers - 1, X.d, tasks_out, verdicts[kind], timing, verdicts)
+
+    def _units(self, prep: _Prepared, n_problems: int) -> int:
+        """Progress units of ``fit``: each task's fits (``TaskStrategy.units``) and its scoring."""
+        total = 0
+        for t in self.tasks:
+            split = prep.splits[t.name]
+            if split.too_small(self.config.min_train_words) is None:
+                total += strategy_for(t, self.config).units(split, n_problems)
+            total += 1
+        return total
 
     def _verdict(self, kind: str, point_expected: dict[str, float], boot_expected: dict[str, np.ndarray],
                  tasks_out: dict[str, TaskResult]) -> Verdict:
@@ -218,17 +243,26 @@ class ProbeSuite:
                 verdict["message"] += f"; left out: {', '.join(left_out)} ({why})"
         return Verdict.from_dict(verdict)
 
-    def _fit_task(self, X_all: Tensor, prep: _Prepared, lab: TaskLabels) -> tuple[TaskResult, dict[str, np.ndarray]]:
+    def _fit_task(self, X_all: FeatureLayers, prep: _Prepared, lab: TaskLabels, bases: "_BasisCache",
+                  tick: Tick) -> tuple[TaskResult, dict[str, np.ndarray]]:
         """One task on every layer; also the bootstrap samples of its expected layers by kind
         ("anchored" and "tenney" with cumulative probes, "mdl" with MDL codes)."""
         t = lab.task
         strategy = strategy_for(t, self.config)
-        split = TaskSplit.of(lab, prep.split, prep.split_pos)
+        split = prep.splits[t.name]
         res = TaskResult(TaskInfo(**t.to_dict()), strategy.metric, split.counts, **strategy.describe(lab))
         res.skipped = split.too_small(self.config.min_train_words) or strategy.skip_reason(split)
         if res.skipped is not None:
+            tick(1 + (0 if split.too_small(self.config.min_train_words) else strategy.units(split, X_all.n_layers)),
+                 f"{t.name}: skipped")
             return res, {}
-        fits = strategy.fit(split.features(X_all, lab), split, lab)
+        t0 = time.perf_counter()
+        X = split.features(X_all)
+        basis = bases.get(split.train_key, partial(GramBasis.of, X.train))
+        load_s = time.perf_counter() - t0
+        fits = strategy.fit(X, split, lab, basis, tick)
+        del X
+        t1 = time.perf_counter()
         scorer = _Scorer(strategy, prep.bootstrap, split, self.config.ci_level)
         s_point, s_boot = scorer(fits.test)
         res.layers = _layer_scores(scorer, s_point, s_boot, fits)
@@ -244,7 +278,10 @@ class ProbeSuite:
         res.peak_score, res.layer0_score = number(s_point[res.peak_layer]), number(s_point[0])
         gain = s_point[res.peak_layer] - base_point
         res.lexical = bool(gain > 0 and s_point[0] - base_point >= self.config.lexical_fraction * gain)
-        return res, self._expected_layers(res, scorer, fits, split, prep, base_point, base_boot)
+        expected = self._expected_layers(res, scorer, fits, split, prep, base_point, base_boot)
+        tick(1, f"{t.name}: bootstrap")
+        res.stages_s = {"features": load_s, **fits.stages_s, "score": time.perf_counter() - t1}
+        return res, expected
 
     def _expected_layers(self, res: TaskResult, scorer: "_Scorer", fits: LayerFits, split: TaskSplit,
                          prep: _Prepared, base_point: float, base_boot: np.ndarray) -> dict[str, np.ndarray]:
@@ -279,6 +316,23 @@ class ProbeSuite:
         (anchored, a_ci, a_rel), (tenney, t_ci, t_rel), (mdl, m_ci, m_rel) = map(value, ("anchored", "tenney", "mdl"))
         res.expected_layer = ExpectedLayer(anchored, a_ci, tenney, t_ci, a_rel, t_rel, mdl, m_ci, m_rel)
         return boots
+
+
+class _BasisCache:
+    """The last few ``GramBasis`` of one model's fit, by ``TaskSplit.train_key``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: dict[str, GramBasis] = {}
+
+    def get(self, key: str, compute: Callable[[], GramBasis]) -> GramBasis:
+        if key in self.items:
+            self.items[key] = self.items.pop(key)  # most recently used last
+        else:
+            self.items[key] = compute()
+            while len(self.items) > self.size:
+                del self.items[next(iter(self.items))]
+        return self.items[key]
 
 
 @dataclass

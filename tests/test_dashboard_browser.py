@@ -15,6 +15,7 @@ instead of the tiny fixture.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from dashboard_fixtures import runs_root  # noqa: F401 - fixture
+from hf_arch_fixtures import arch_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("STRATASCOPE_CHROMIUM", "/usr/bin/chromium"))
@@ -86,19 +88,19 @@ def server_root(request) -> Path:
     return Path(given) if given else request.getfixturevalue("runs_root")
 
 
-@pytest.fixture(scope="module")
-def server(server_root):
-    root = server_root
+@contextlib.contextmanager
+def dashboard(root: Path, *extra: str, keep_gpt2: bool = False):
+    """`stratascope dashboard --runs ROOT [extra]` in a subprocess; yields its URL."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    if not os.environ.get("STRATASCOPE_BROWSER_RUNS"):
+    if not keep_gpt2:
         env.pop("STRATASCOPE_GPT2", None)  # the fixture's pages as the AppTest tests see them
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "dashboard", "--runs", str(root), "--port", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "dashboard", "--runs", str(root), "--port", str(port),
+                             *extra], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
-        yield url, os.environ.get("STRATASCOPE_BROWSER_RUN") or "tiny"
+        yield url
     finally:
         proc.terminate()
         try:
@@ -106,6 +108,12 @@ def server(server_root):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(server_root):
+    with dashboard(server_root, keep_gpt2=bool(os.environ.get("STRATASCOPE_BROWSER_RUNS"))) as url:
+        yield url, os.environ.get("STRATASCOPE_BROWSER_RUN") or "tiny"
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +224,28 @@ def test_refusal_in_the_browser(server, browser):
         assert page.get_by_text("refused").count() > 0, bad
         assert page.locator(".js-plotly-plot").count() == 0
     page.close()
+
+
+def test_compare_with_a_llama_through_the_bridge(server_root, browser, tmp_path_factory):
+    """The Compare page with a tiny random Llama (tests/hf_arch_fixtures.py) as the comparison model,
+    loaded through TransformerLens's bridge (`--gpt2 tl:DIR`): three models in every chart, no error."""
+    run = os.environ.get("STRATASCOPE_BROWSER_RUN") or "tiny"
+    llama = arch_dir("llama", tmp_path_factory)
+    with dashboard(server_root, "--gpt2", f"tl:{llama}") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(f"{url}/compare?run={run}")
+        settle(page, 12)  # the 11 charts of the two-model page + the Llama's CKA heatmap
+        no_exception(page)
+        assert page.get_by_text("failed:").count() == 0  # no section fell back to an error box
+        assert page.get_by_text(f"tl:{llama}").count() >= 1  # the configured comparison model
+        for key in ("compare_norm", "compare_rel", "compare_cos", "compare_prev", "compare_lens_kl"):
+            chart = page.locator(f".st-key-{key} .js-plotly-plot")
+            assert chart.count() == 1 and chart.locator(".main-svg").count() >= 1, key
+            legend = [t.strip() for t in chart.locator(".legendtext").all_text_contents()]
+            assert legend == ["our model", "random-init twin", "GPT-2"], (key, legend)
+            assert chart.locator(".scatterlayer .trace").count() == 3, key
+        cka = page.locator(".st-key-compare_cka_GPT-2 .js-plotly-plot")
+        assert cka.count() == 1 and cka.locator(".main-svg").count() >= 1
+        assert "GPT-2" in cka.locator(".gtitle").text_content()
+        screenshot(page, SHOTS / "compare-llama-tl.png")
+        page.close()

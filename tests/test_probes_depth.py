@@ -243,8 +243,9 @@ def test_mdl_bootstrap_resamples_the_training_sentences(planted_fits):
     # the same fit for every definition: only the verdict differs
     for kind in ("anchored", "tenney"):
         other = planted_fits[kind]
-        assert {n: t.to_dict() | {"fit_s": 0} for n, t in other.tasks.items()} == \
-               {n: t.to_dict() | {"fit_s": 0} for n, t in fit.tasks.items()}
+        untimed = {"fit_s": 0, "stages_s": {}}
+        assert {n: t.to_dict() | untimed for n, t in other.tasks.items()} == \
+               {n: t.to_dict() | untimed for n, t in fit.tasks.items()}
 
 
 def test_verdict_with_the_mdl_expected_layer(planted_fits):
@@ -309,7 +310,8 @@ def test_mdl_expected_layer_is_unstable_where_layers_code_equally_well():
 
 def test_default_verdict_of_a_small_run_is_unchanged():
     """A tiny random GPT, probed with the default definition: the numbers it gave before the MDL
-    expected layer existed."""
+    expected layer existed (to 1e-5: since #14 the training words are fitted in the MDL code's
+    transmission order, which changes float rounding only)."""
     tok = WordTokenizer.from_words(DEFAULT_GRAMMAR.vocabulary())
     torch.manual_seed(3)
     model = GPT(GPTConfig(n_layer=3, d_model=16, n_head=2, vocab_size=len(tok), context_len=48)).eval()
@@ -328,14 +330,17 @@ def test_default_verdict_of_a_small_run_is_unchanged():
         "resamples (late − early = -0.12 [-0.79, +0.53])")
     means = {lv: x.mean for lv, x in v.levels.items()}
     assert means == pytest.approx({"early": 0.6924052048761453, "middle": 0.4488255075308446,
-                                   "late": 0.5714285714285712}, abs=1e-9)
+                                   "late": 0.5714285714285712}, abs=1e-5)
     anchored = {name: t.expected_layer.anchored for name, t in fit.tasks.items()}
     assert anchored == pytest.approx({"position": 0.6924052048761453, "upos": 0.03846153846153858,
                                       "depth": 0.8591894766001507, "next_upos": 0.1428571428571424,
-                                      "subject_number_next": 1.0}, abs=1e-9)
+                                      "subject_number_next": 1.0}, abs=1e-5)
     assert fit.tasks["depth"].expected_layer.anchored_ci == pytest.approx((0.1782630363453644, 1.7528548223707534),
-                                                                          abs=1e-9)
+                                                                          abs=1e-5)
     assert fit.tasks["upos"].expected_layer.tenney == pytest.approx(3.0)
     bits = [x.mdl.codelength_bits for x in fit.tasks["subject_number_next"].layers]
+    # the online code's first blocks hold a few words each, and their probes' optimum moves with
+    # float rounding (the order the words are summed in, the extraction's batch shapes): the
+    # codelengths agree to a few bits, not to the last digit
     assert bits == pytest.approx([276.2463335529783, 272.70472470956696, 269.92065588624865, 269.1702575907591],
-                                 abs=1e-6)
+                                 rel=0.03)

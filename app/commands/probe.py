@@ -72,7 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads for the probe fits (default: auto)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
     parser.add_argument("--store", metavar="DIR",
-                        help="keep activations in hooks.ActivationStore directories under DIR (reused on a rerun)")
+                        help="keep activations in hooks.ActivationStore directories under DIR (float16 memmaps, "
+                             "streamed a task at a time; reused on a rerun)")
+    parser.add_argument("--max-memory", type=float, metavar="GB",
+                        help="most GiB one model's float32 features may take in memory; above it they are streamed "
+                             "as float16 memmaps from a temporary activation store (default: no limit)")
     parser.add_argument("--allow-nonfinite", action="store_true",
                         help="load models whose weights hold NaN/inf (activations must still be finite)")
     parser.add_argument("--list-tasks", action="store_true", help="list the known tasks and exit")
@@ -126,6 +130,8 @@ def default_out(model: str, data: str, tag: str) -> Path:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
+    if args.max_memory is not None and not args.max_memory > 0:
+        raise ValueError(f"--max-memory must be > 0 (GiB), got {args.max_memory}")
     for flag in ("bootstrap", "batch_size", "max_sentences", "threads", "erase_random"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "bootstrap" else 1):
@@ -180,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
         probes.check_overwrite(out, probes.planned_settings(models, tasks, source, config, erasure))
     results = probes.probe_models(models, sentences, tasks, config, store_dir=args.store,
                                   batch_size=args.batch_size, data_info=source, log=log, erasure=erasure,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet,
+                                  max_memory=None if args.max_memory is None else args.max_memory * 2**30)
     paths = probes.write_outputs(results, out)
     print(probes.summary(results))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

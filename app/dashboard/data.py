@@ -11,6 +11,9 @@ Rules (the user-facing version is in docs/dashboard.md, "Rules"):
 * Heavy computations (a sentence through a model, a sample of sentences, CKA) are cached with
   ``st.cache_data``, keyed by the model key — which carries the weights' modification times,
   so a retrained run is recomputed.
+* Whatever can take more than a few seconds shows a progress indicator while it runs: a spinner
+  (model loading, one sentence) or a ``progress_bar`` that advances (the sample, batch by
+  batch; checkpoint drift, step by step).
 
 Model keys are strings: ``run|PATH|WEIGHTS|SIG`` (our GPT; WEIGHTS is ``final``, a checkpoint
 directory name ``step_XXXXXXX`` or ``init``: the initial weights rebuilt from ``train.seed``),
@@ -21,9 +24,11 @@ directory name ``step_XXXXXXX`` or ``init``: the initial weights rebuilt from ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -421,6 +426,21 @@ def _lens_for(backend: Any, resid: Any, logits: Any, k: int = 5) -> Any:
 
 
 # ----------------------------------------------------------------------------- cached computations
+@contextlib.contextmanager
+def progress_bar(text: str) -> Iterator[Callable[[float, str], None]]:
+    """An ``st.progress`` bar for a long loop inside a cached computation; yields
+    ``report(fraction, text)`` and removes the bar when the block ends.
+
+    The bar is made and removed inside the cached function: Streamlit replays the elements a
+    cached function made on every cache hit, so a replay shows nothing, whereas a bar made by the
+    caller and updated from inside would break the replay (``CacheReplayClosureError``)."""
+    bar = st.progress(0.0, text=text)
+    try:
+        yield lambda fraction, msg: bar.progress(min(max(float(fraction), 0.0), 1.0), text=msg)
+    finally:
+        bar.empty()
+
+
 @st.cache_data(show_spinner="Running the model on the sentence…", max_entries=128)
 def sentence_analysis(key: str, words: tuple[str, ...]) -> dict[str, Any]:
     """One sentence through one model: tokens, attention, stream statistics, logit lens."""
@@ -515,41 +535,50 @@ def fits_context(key: str, sentences: tuple[tuple[str, ...], ...]) -> tuple[bool
     return tuple(out)
 
 
-@st.cache_data(show_spinner="Running the sample of sentences…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # it shows a progress bar instead
 def sample_analysis(key: str, sentences: tuple[tuple[str, ...], ...],
                     pairs: tuple[tuple[tuple[int, int], ...], ...], batch_size: int = 16,
                     keep_resid: bool = False) -> dict[str, Any]:
     """A sample through one model: the per-block statistics and CKA matrix of the residual
     stream at every word (``<bos>`` left out), the head summaries and the logit lens means;
-    with ``keep_resid`` also the stream itself [n_layer + 1, n_words, d_model] (for drift)."""
+    with ``keep_resid`` also the stream itself [n_layer + 1, n_words, d_model] (for drift). A progress
+    bar advances batch by batch, then shows the last step (the statistics and CKA)."""
     from app.analysis import cka_matrix, head_summary, stream_stats
 
-    b = load_backend(key)
-    resid, patterns, token_pairs = [], [], []
-    kl_sum = agree_sum = None
-    n_pos = 0
-    lens_ok = _has_lens(b)
-    for start in range(0, len(sentences), batch_size):
-        batch = [list(s) for s in sentences[start:start + batch_size]]
-        runs = b.run(batch, patterns=True, logits=lens_ok)
-        for k, r in enumerate(runs):
-            resid.append(r.word_resid().float())
-            patterns.append(r.patterns.float().numpy())
-            last = r.encoding.last
-            token_pairs.append([(last[s], last[v]) for s, v in pairs[start + k]])
-            if lens_ok:
-                lens = _lens_for(b, r.resid, r.logits, k=1)
-                kl_sum = lens.kl.sum(1) if kl_sum is None else kl_sum + lens.kl.sum(1)
-                agree_sum = lens.agree.sum(1) if agree_sum is None else agree_sum + lens.agree.sum(1)
-                n_pos += lens.kl.shape[1]
-    import torch
+    with progress_bar("Loading the model…") as report:
+        b = load_backend(key)
+        name, n = b.metadata.name, len(sentences)
+        steps = -(-n // batch_size) + 1  # the batches, then the statistics and CKA
+        resid, patterns, token_pairs = [], [], []
+        kl_sum = agree_sum = None
+        n_pos = 0
+        lens_ok = _has_lens(b)
+        for i, start in enumerate(range(0, n, batch_size)):
+            end = min(start + batch_size, n)
+            report(i / steps, f"Running {name} on the sample: sentences {start + 1}–{end} of {n}…")
+            batch = [list(s) for s in sentences[start:start + batch_size]]
+            runs = b.run(batch, patterns=True, logits=lens_ok)
+            for k, r in enumerate(runs):
+                resid.append(r.word_resid().float())
+                patterns.append(r.patterns.float().numpy())
+                last = r.encoding.last
+                token_pairs.append([(last[s], last[v]) for s, v in pairs[start + k]])
+                if lens_ok:
+                    lens = _lens_for(b, r.resid, r.logits, k=1)
+                    kl_sum = lens.kl.sum(1) if kl_sum is None else kl_sum + lens.kl.sum(1)
+                    agree_sum = lens.agree.sum(1) if agree_sum is None else agree_sum + lens.agree.sum(1)
+                    n_pos += lens.kl.shape[1]
+        import torch
 
-    x = torch.cat(resid, dim=1).numpy()  # [L+1, n_words, d]
-    heads = head_summary(patterns, token_pairs)
+        x = torch.cat(resid, dim=1).numpy()  # [L+1, n_words, d]
+        report((steps - 1) / steps, f"{name}: head summaries, stream statistics and layer × layer CKA "
+                                    f"over {x.shape[1]} words…")
+        heads = head_summary(patterns, token_pairs)
+        stats, cka = stream_stats(x).to_dict(), cka_matrix(x)
     return {
         "resid": x if keep_resid else None,
-        "stats": stream_stats(x).to_dict(),
-        "cka": cka_matrix(x),
+        "stats": stats,
+        "cka": cka,
         "heads": {"entropy": heads.entropy, "prev_token": heads.prev_token, "subject": heads.subject,
                   "n_queries": heads.n_queries, "n_pairs": heads.n_pairs},
         "lens": None if not lens_ok else {"kl": kl_sum / n_pos, "agree": agree_sum / n_pos, "n_positions": n_pos},
@@ -557,14 +586,20 @@ def sample_analysis(key: str, sentences: tuple[tuple[str, ...], ...],
     }
 
 
-@st.cache_data(show_spinner="Comparing the checkpoints…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # it shows a progress bar instead
 def drift_analysis(key_a: str, key_b: str, sentences: tuple[tuple[str, ...], ...],
                    pairs: tuple[tuple[tuple[int, int], ...], ...]) -> dict[str, Any]:
+    """The sample through weights A and B (each with its own progress bar, below this one's three
+    steps), then the drift of every layer."""
     from app.analysis import checkpoint_drift
 
-    a = sample_analysis(key_a, sentences, pairs, keep_resid=True)
-    b = sample_analysis(key_b, sentences, pairs, keep_resid=True)
-    d = checkpoint_drift(a["resid"], b["resid"])
+    with progress_bar("Comparing the checkpoints…") as report:
+        report(0.0, "Comparing the checkpoints: the sample through A (1/3)…")
+        a = sample_analysis(key_a, sentences, pairs, keep_resid=True)
+        report(1 / 3, "Comparing the checkpoints: the sample through B (2/3)…")
+        b = sample_analysis(key_b, sentences, pairs, keep_resid=True)
+        report(2 / 3, "Comparing the checkpoints: change, cosine and CKA per layer (3/3)…")
+        d = checkpoint_drift(a["resid"], b["resid"])
     return {"rel_change": d["rel_change"], "cos": d["cos"], "cka": d["cka"], "a": a["stats"], "b": b["stats"],
             "lens_a": a["lens"], "lens_b": b["lens"], "n_words": a["n_words"]}
 

@@ -164,6 +164,7 @@ def analysed_sentence(page: str, sample: dict[str, Any], model_key: str
     if not words:
         st.info("Type a sentence.")
         return None
+    data.load_backend(model_key)  # first, so that its own spinner ("Loading the model…") shows
     res = data.sentence_analysis(model_key, words)
     if res["unknown"]:
         st.warning("Not in the model's vocabulary (read as <unk>): " + ", ".join(res["unknown"]))

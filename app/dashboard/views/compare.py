@@ -45,7 +45,8 @@ def same_sentences(ctx: ui.RunContext, refs: list[tuple[str, data.ModelRef]]) ->
         with ui.guard(f"Loading {name}"):
             data.model_info(ref.key)
             usable.append((name, ref))
-    keep = [i for i in range(len(sentences)) if all(data.fits_context(ref.key, sentences)[i] for _, ref in usable)]
+    fits = [data.fits_context(ref.key, sentences) for _, ref in usable]  # once per model, not per sentence
+    keep = [i for i in range(len(sentences)) if all(f[i] for f in fits)]
     skipped = len(sentences) - len(keep)
     sentences, pairs = tuple(sentences[i] for i in keep), tuple(pairs[i] for i in keep)
     st.caption(f"{len(sentences)} sentences ({sample['source']})"
