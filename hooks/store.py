@@ -163,6 +163,30 @@ def _batches(words: Iterable[list[str]], skip: int, size: int) -> Iterator[list[
         yield batch
 
 
+# Sentences are read a window of this many batches at a time, run in batches of similar token
+# length (sorted within the window: little padding), and written back in corpus order.
+WINDOW_BATCHES = 8
+
+
+def _window_rows(backend: Backend, window: list[list[str]], names: list[str], position: str, batch_size: int,
+                 dtype: torch.dtype) -> dict[str, np.ndarray]:
+    """Each hook's rows for the words of ``window``, in corpus order: {name: [n_words, …]}."""
+    encodings = [backend.encode(words) for words in window]
+    order = sorted(range(len(window)), key=lambda i: len(encodings[i]))
+    parts: dict[str, list[Tensor | None]] = {name: [None] * len(window) for name in names}
+    for s0 in range(0, len(order), batch_size):
+        batch = order[s0:s0 + batch_size]
+        encs = [encodings[i] for i in batch]
+        _, acts = backend.forward_tokens(backend.tokens(encs), names, logits=False)
+        index = _word_index(encs, position)
+        for name in names:
+            rows = _gather(acts[name], index).to(dtype).cpu()
+            for i, part in zip(batch, rows.split([len(window[i]) for i in batch])):
+                parts[name][i] = part
+        del acts
+    return {name: torch.cat(p).contiguous().numpy() for name, p in parts.items()}  # type: ignore[arg-type]
+
+
 def _word_index(encodings: Sequence[Encoding], position: str) -> tuple[Tensor, Tensor, Tensor | None, int]:
     """For a batch: (batch row, token position) of every token to read, the word each one
     belongs to (None when there is one token per word), and the number of words."""
@@ -312,6 +336,7 @@ class ActivationStore:
         durable: bool = True,
         commit_interval: float = 1.0,
         progress: Callable[[int, int], None] | None = None,
+        window: int = WINDOW_BATCHES,
     ) -> "ActivationStore":
         """Extract `names` (default: the residual stream after every block, embeddings first)
         of `corpus` (a CoNLL-U path or a list of sentences) into a store at `path`; if a store
@@ -320,8 +345,9 @@ class ActivationStore:
 
         dtype: "float16" or "float32" on disk. position: which token stands for a multi-token
         word ("last" sub-token, "first", or the "mean" of its sub-tokens). Progress is committed
-        after the batch that ends `commit_interval` seconds after the last commit (0: after every
-        batch) and at the end; durable: fsync the data before each commit. progress(done, total)
+        after the window (`window` batches, run in batches of similar length) that ends
+        `commit_interval` seconds after the last commit (0: after every window) and at the end;
+        durable: fsync the data before each commit. progress(done, total)
         is called after each commit.
         """
         if dtype not in DTYPES:
@@ -330,6 +356,8 @@ class ActivationStore:
             raise ValueError(f"position must be one of {', '.join(POSITIONS)}, got {position!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer (batches), got {window!r}")
         path = Path(path)
         source = CorpusSource(corpus)
         chosen = backend.resid_names() if names is None else backend.resolve(names)
@@ -348,14 +376,14 @@ class ActivationStore:
                     f"store {path} was built from another corpus ({first['source']}, {first['n_sentences']} "
                     f"sentences): use another directory, or append() to add sentences"
                 )
-            store._extract(backend, source, 0, durable, commit_interval, progress)
+            store._extract(backend, source, 0, durable, commit_interval, progress, window)
             return store
         store = cls._create(path, backend, chosen, counts, segment, dtype, position, batch_size)
-        store._extract(backend, source, 0, durable, commit_interval, progress)
+        store._extract(backend, source, 0, durable, commit_interval, progress, window)
         return store
 
     def append(self, backend: Backend, corpus: Any, *, durable: bool = True, commit_interval: float = 1.0,
-               progress: Callable[[int, int], None] | None = None) -> "ActivationStore":
+               progress: Callable[[int, int], None] | None = None, window: int = WINDOW_BATCHES) -> "ActivationStore":
         """Add the sentences of `corpus` after the stored ones (rows continue in order) and extract
         them. Calling it again after an interruption resumes the pending segment."""
         self._check_compatible(backend, self.names, self.index["dtype"], self.index["position"])
@@ -370,7 +398,7 @@ class ActivationStore:
                     f"store {self.path} has an unfinished segment ({last['source']}): finish it first by "
                     f"calling append/build again with that corpus"
                 )
-            self._extract(backend, source, len(segments) - 1, durable, commit_interval, progress)
+            self._extract(backend, source, len(segments) - 1, durable, commit_interval, progress, window)
             return self
         old_offsets = np.load(self.path / OFFSETS)[: self.n_sentences + 1]
         offsets = np.concatenate([old_offsets, old_offsets[-1] + np.cumsum(counts)])
@@ -382,7 +410,7 @@ class ActivationStore:
         self._write_offsets(offsets)
         self._size_files(fresh=False)
         self._commit()
-        self._extract(backend, source, len(segments) - 1, durable, commit_interval, progress)
+        self._extract(backend, source, len(segments) - 1, durable, commit_interval, progress, window)
         return self
 
     # -- internals ------------------------------------------------------------
@@ -458,7 +486,8 @@ class ActivationStore:
         atomic_write_json(self.path / INDEX, self.index)
 
     def _extract(self, backend: Backend, source: CorpusSource, segment_no: int, durable: bool,
-                 commit_interval: float, progress: Callable[[int, int], None] | None) -> None:
+                 commit_interval: float, progress: Callable[[int, int], None] | None,
+                 window: int = WINDOW_BATCHES) -> None:
         segment = self.index["segments"][segment_no]
         first, n = segment["first_sentence"], segment["n_sentences"]
         done = self.index["done_sentences"]
@@ -475,23 +504,22 @@ class ActivationStore:
         fds = {n: os.open(self.path / self.index["files"][n], os.O_RDWR) for n in names}
         last_commit = time.monotonic()
         try:
-            for batch in _batches(source.forms(), done - first, batch_size):
+            for sentences in _batches(source.forms(), done - first, batch_size * window):
                 at = self.index["done_sentences"]
-                if [len(w) for w in batch] != np.diff(offsets[at:at + len(batch) + 1]).tolist():
+                if [len(w) for w in sentences] != np.diff(offsets[at:at + len(sentences) + 1]).tolist():
                     raise RuntimeError(f"{source.describe()} changed since it was counted (sentences {at}…)")
-                encodings = [backend.encode(words) for words in batch]
-                _, acts = backend.forward_tokens(backend.tokens(encodings), names, logits=False)
-                index = _word_index(encodings, position)
+                rows_of = _window_rows(backend, sentences, names, position, batch_size, torch_dtype)
                 start_word = int(self.index["done_words"])
+                n_words = sum(len(w) for w in sentences)
                 for name in names:
-                    rows = _gather(acts[name], index).to(torch_dtype).cpu().contiguous().numpy()
-                    if rows.shape[0] != index[3]:  # pragma: no cover - a bug, not a user error
-                        raise RuntimeError(f"{name}: gathered {rows.shape[0]} rows for {index[3]} words")
+                    rows = rows_of[name]
+                    if rows.shape[0] != n_words:  # pragma: no cover - a bug, not a user error
+                        raise RuntimeError(f"{name}: gathered {rows.shape[0]} rows for {n_words} words")
                     written = os.pwrite(fds[name], rows, start_word * self._row_bytes(name))
                     if written != rows.nbytes:
                         raise OSError(f"short write to {self.index['files'][name]}")
-                self.index["done_sentences"] += len(batch)
-                self.index["done_words"] = start_word + index[3]
+                self.index["done_sentences"] += len(sentences)
+                self.index["done_words"] = start_word + n_words
                 finished = self.index["done_sentences"] == first + n
                 if finished or time.monotonic() - last_commit >= commit_interval:
                     # the data first, then the index that says it is there

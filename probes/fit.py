@@ -211,8 +211,6 @@ class _LogisticObjective:
         self.y = y.reshape(1, 1, -1)
         self.preconditioned = precondition == "adaptive"
         self._logits_buf: Tensor | None = None
-        self._active_key: tuple[int, ...] | None = None  # the problems whose features _X_active holds
-        self._X_active = X
         self._minus_one = torch.full((1, 1, self.n), -1.0, dtype=X.dtype, device=X.device)
         if self.preconditioned:
             basis = basis or GramBasis.of(X, centre=False)
@@ -239,19 +237,17 @@ class _LogisticObjective:
         b2 = q[:, K * d:] / c
         return torch.cat([W2.reshape(p, K * d), b2], dim=1)
 
-    def _subset(self, idx: Tensor) -> Tensor:
-        """The features of the problems ``idx``: copied once each time the active set shrinks,
-        which costs less than one evaluation."""
-        if len(idx) == self.P:
-            return self.X
-        key = tuple(idx.tolist())
-        if key != self._active_key:
-            self._active_key, self._X_active = key, self.X[idx]
-        return self._X_active
-
     def __call__(self, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        if len(idx) == self.P:
+            return self._evaluate(self.X, x, idx)
+        # Some problems have converged: evaluate the others one at a time on views of X (a copy
+        # of the active problems' features would cost up to another X in memory).
+        parts = [self._evaluate(self.X[j:j + 1], x[i:i + 1], idx[i:i + 1]) for i, j in enumerate(idx.tolist())]
+        return torch.cat([f for f, _ in parts]), torch.cat([g for _, g in parts])
+
+    def _evaluate(self, X: Tensor, x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Values and gradients of the problems ``idx`` whose features are ``X`` [p, n, d]."""
         p, n, d, K = len(idx), self.n, self.d, self.K
-        X = self._subset(idx)
         lam = self.lam[idx]
         WT = x[:, : K * d].reshape(p, K, d)
         b = x[:, K * d:, None]  # [p, K, 1]
@@ -297,7 +293,7 @@ class _LogisticObjective:
         return max(1, min(self.n, max(256, CHUNK_ELEMENTS // max(1, p * self.K))))
 
     def _buffer(self, p: int, c: int) -> Tensor:
-        if self._logits_buf is None or self._logits_buf.shape[1] != c or self._logits_buf.shape[0] < p:
+        if self._logits_buf is None or self._logits_buf.shape[2] != c or self._logits_buf.shape[0] < p:
             self._logits_buf = self.X.new_empty(max(p, self.P), self.K, c)
         return self._logits_buf[:p]
 

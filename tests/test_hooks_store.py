@@ -93,7 +93,7 @@ def test_index_describes_the_store(backends, tmp_path):
 
 def test_resume_after_interruption_gives_identical_files(backends, tmp_path):
     b = backends["gpt2"]
-    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4)
+    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4, window=1)
 
     class Interrupt(Exception):
         pass
@@ -106,20 +106,47 @@ def test_resume_after_interruption_gives_identical_files(backends, tmp_path):
 
     with pytest.raises(Interrupt):
         hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4, progress=stop_after(8),
-                                    commit_interval=0)
+                                    commit_interval=0, window=1)
     partial = hooks.ActivationStore(tmp_path / "cut")
     assert not partial.complete and partial.index["done_sentences"] == 8
     with pytest.raises(RuntimeError, match="incomplete"):
         partial.layer(1)
     assert partial.layer(1, partial=True).shape == (partial.index["done_words"], 32)
-    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4)
+    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4, window=1)
     assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "ref")
     np.testing.assert_array_equal(hooks.ActivationStore(tmp_path / "cut").layer(3), reference.layer(3))
 
 
+def test_windows_run_by_length_and_resume_at_a_window(backends, tmp_path):
+    """By default a window of 8 batches runs in batches of similar length: the rows still land
+    in corpus order (equal to one sentence at a time), and an interrupted build resumes at the
+    last committed window with the uninterrupted bytes."""
+    b = backends["gpt2"]
+    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=2, dtype="float32")
+    one_by_one = hooks.ActivationStore.build(tmp_path / "one", b, SENTENCES, batch_size=1, dtype="float32", window=1)
+    for layer in range(4):
+        np.testing.assert_allclose(reference.layer(layer), one_by_one.layer(layer), atol=1e-5, rtol=1e-5)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(done, total):
+        if done >= 16:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=2, dtype="float32", progress=stop,
+                                    commit_interval=0)
+    assert hooks.ActivationStore(tmp_path / "cut").index["done_sentences"] == 16  # one window of 8 × 2
+    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=2, dtype="float32")
+    assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "ref")
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        hooks.ActivationStore.build(tmp_path / "bad", b, SENTENCES, window=0)
+
+
 def test_crash_between_write_and_commit_resumes_identically(backends, tmp_path, monkeypatch):
     b = backends["gpt2"]
-    hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=3, dtype="float32")
+    hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=3, dtype="float32", window=1)
     commits = {"n": 0}
     real_commit = store_module.ActivationStore._commit
 
@@ -132,10 +159,10 @@ def test_crash_between_write_and_commit_resumes_identically(backends, tmp_path, 
     monkeypatch.setattr(store_module.ActivationStore, "_commit", flaky_commit)
     with pytest.raises(OSError):
         hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=3, dtype="float32",
-                                    commit_interval=0)
+                                    commit_interval=0, window=1)
     monkeypatch.setattr(store_module.ActivationStore, "_commit", real_commit)
     assert hooks.ActivationStore(tmp_path / "cut").index["done_sentences"] == 6
-    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=3, dtype="float32")
+    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=3, dtype="float32", window=1)
     assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "ref")
 
 
@@ -143,7 +170,7 @@ def test_uncommitted_batches_are_redone(backends, tmp_path, monkeypatch):
     """With a long commit interval nothing is committed before the end: a crash mid-way leaves
     the store at 0 sentences, and the rerun still gives the uninterrupted files."""
     b = backends["gpt2"]
-    hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4)
+    hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4, window=1)
     calls = {"n": 0}
     real = b.forward_tokens
 
@@ -155,19 +182,19 @@ def test_uncommitted_batches_are_redone(backends, tmp_path, monkeypatch):
 
     monkeypatch.setattr(b, "forward_tokens", failing)
     with pytest.raises(KeyboardInterrupt):
-        hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4, commit_interval=1e9)
+        hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4, commit_interval=1e9, window=1)
     monkeypatch.undo()
     assert hooks.ActivationStore(tmp_path / "cut").index["done_sentences"] == 0
-    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4)
+    hooks.ActivationStore.build(tmp_path / "cut", b, SENTENCES, batch_size=4, window=1)
     assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "ref")
 
 
 def test_append_and_resume_an_append(backends, tmp_path):
     b = backends["gpt2"]
     first, second = SENTENCES[:10], SENTENCES[10:]
-    whole = hooks.ActivationStore.build(tmp_path / "whole", b, SENTENCES, batch_size=10, dtype="float32")
-    store = hooks.ActivationStore.build(tmp_path / "s", b, first, batch_size=10, dtype="float32")
-    store.append(b, second)
+    whole = hooks.ActivationStore.build(tmp_path / "whole", b, SENTENCES, batch_size=10, dtype="float32", window=1)
+    store = hooks.ActivationStore.build(tmp_path / "s", b, first, batch_size=10, dtype="float32", window=1)
+    store.append(b, second, window=1)
     assert store.complete and store.n_sentences == len(SENTENCES) and len(store.index["segments"]) == 2
     np.testing.assert_array_equal(store.sentence_offsets, whole.sentence_offsets)
     for layer in range(4):  # batches start at the same sentences here, so even the bytes agree
@@ -180,14 +207,14 @@ def test_append_and_resume_an_append(backends, tmp_path):
         if done > len(first):
             raise Interrupt
 
-    cut = hooks.ActivationStore.build(tmp_path / "cut", b, first, batch_size=10, dtype="float32")
+    cut = hooks.ActivationStore.build(tmp_path / "cut", b, first, batch_size=10, dtype="float32", window=1)
     with pytest.raises(Interrupt):
-        cut.append(b, second, progress=progress, commit_interval=0)
+        cut.append(b, second, progress=progress, commit_interval=0, window=1)
     cut = hooks.ActivationStore(tmp_path / "cut")
     assert not cut.complete
     with pytest.raises(RuntimeError, match="unfinished segment"):
-        cut.append(b, first)
-    cut.append(b, second)
+        cut.append(b, first, window=1)
+    cut.append(b, second, window=1)
     assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "s")
 
 
@@ -208,14 +235,14 @@ def test_store_written_before_the_vocab_size_rename_still_resumes(backends, tmp_
     """index.json of earlier versions says "d_vocab"; it is read as "vocab_size"."""
     b = backends["gpt2"]
     path = tmp_path / "old"
-    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4)
-    hooks.ActivationStore.build(path, b, SENTENCES[:8], batch_size=4)
+    reference = hooks.ActivationStore.build(tmp_path / "ref", b, SENTENCES, batch_size=4, window=1)
+    hooks.ActivationStore.build(path, b, SENTENCES[:8], batch_size=4, window=1)
     index = json.loads((path / "index.json").read_text())
     index["model"]["d_vocab"] = index["model"].pop("vocab_size")
     (path / "index.json").write_text(json.dumps(index))
     old = hooks.ActivationStore(path)
     assert old.model["vocab_size"] == 300 and hooks.ModelInfo.from_dict(old.model) == b.metadata
-    old.append(b, SENTENCES[8:])
+    old.append(b, SENTENCES[8:], window=1)
     np.testing.assert_array_equal(hooks.ActivationStore(path).layer(3), reference.layer(3))
 
 

@@ -194,3 +194,65 @@ def test_float32_fit_converges_to_a_tight_tolerance_on_a_flat_objective():
     f64, _ = obj(x64, torch.arange(P))
     assert g32.abs().max() < 2e-6  # its gradient, recomputed in float64, meets the tolerance
     assert (f32 - f64).abs().max() < 1e-7
+
+
+# ----------------------------------------------------------------------------- #14: fewer, cheaper fits
+def test_a_shared_gram_basis_changes_the_path_not_the_optimum():
+    """The preconditioner's eigenbasis from a superset of the rows (all training words, as the
+    MDL blocks use) reaches the same probe as the block's own."""
+    from probes.fit import GramBasis
+
+    P, d, K, lam = 2, 10, 5, 1e-3
+    X, y = _layers(1200, d, K, P, seed=6)
+    Xs = Standardizer.fit(torch.from_numpy(X))(torch.from_numpy(X))
+    yt = torch.from_numpy(y)
+    block = Xs[:, :300]
+    own = fit_logistic(block, yt[:300], K, lam, max_iter=3000, tol=1e-7)
+    shared = fit_logistic(block, yt[:300], K, lam, max_iter=3000, tol=1e-7, basis=GramBasis.of(Xs))
+    torch.testing.assert_close(shared.log_probs(Xs), own.log_probs(Xs), atol=2e-4, rtol=0)
+    # the centred basis of standardised features is their covariance's eigenbasis
+    basis = GramBasis.of(Xs)
+    cov = torch.stack([torch.cov(Xs[p].T.double(), correction=0) for p in range(P)])
+    torch.testing.assert_close(basis.evecs @ torch.diag_embed(basis.evals) @ basis.evecs.transpose(1, 2), cov,
+                               atol=1e-8, rtol=1e-6)
+
+
+def test_ridge_path_from_a_basis_equals_its_own():
+    P, d = 3, 7
+    X, _ = _layers(500, d, 3, P, seed=7)
+    Xt = torch.from_numpy(X)
+    y = torch.from_numpy(np.random.default_rng(7).normal(size=500))
+    from probes.fit import GramBasis
+
+    for lam in (10.0, 1e-2):
+        a, b = RidgePath(Xt, y).probe(lam), RidgePath.from_basis(GramBasis.of(Xt), Xt, y).probe(lam)
+        torch.testing.assert_close(a.w, b.w, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(a.b, b.b, atol=1e-6, rtol=1e-5)
+
+
+def test_lbfgs_moves_only_the_problems_it_is_given():
+    X, y = _layers(400, 6, 3, 3, seed=8)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    start = fit_logistic(Xt, yt, 3, 1e-1, tol=1e-6, max_iter=500)
+    part = fit_logistic(Xt, yt, 3, 1e-3, init=start, problems=torch.tensor([0, 2]), tol=1e-6, max_iter=500)
+    whole = fit_logistic(Xt, yt, 3, 1e-3, init=start, tol=1e-6, max_iter=500)
+    torch.testing.assert_close(part.W[1], start.W[1])  # untouched
+    for p in (0, 2):
+        torch.testing.assert_close(part.log_probs(Xt)[p], whole.log_probs(Xt)[p], atol=1e-4, rtol=0)
+
+
+def test_each_layer_leaves_the_lambda_path_when_it_stops_improving():
+    """Problem 0 is separable (its validation accuracy is 1 from the strongest λ on) and leaves
+    the path after two λ; problem 1 keeps improving and goes on, and chooses what the whole grid
+    chooses. (Problem 0 keeps the best of its two λ: the whole grid would break the tie in
+    accuracy by log-loss at a weaker λ, with the same validation accuracy.)"""
+    X, y = _layers(900, 8, 3, 2, seed=9)
+    X[0, :, 0] += 30 * y
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    grid = (1.0, 0.1, 0.01, 0.001)
+    probe, val = select_logistic(Xt[:, :600], yt[:600], Xt[:, 600:], yt[600:], 3, grid)
+    full, full_val = select_logistic(Xt[:, :600], yt[:600], Xt[:, 600:], yt[600:], 3, grid, early_stop=None)
+    assert np.isnan(val[0, 2:]).all() and not np.isnan(val[1]).any()
+    np.testing.assert_allclose(val[1], full_val[1])
+    assert probe.lam[1] == full.lam[1] and float(probe.lam[0]) in (pytest.approx(1.0), pytest.approx(0.1))
+    assert val[0, :2].max() == full_val[0].max() == 1.0
