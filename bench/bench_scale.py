@@ -19,6 +19,8 @@ tokenizer, then measures, in one run:
              the vector at each word's last sub-token, scikit-learn ``LogisticRegression`` per
              layer with C from a grid of 3 picked on the validation split — the same sentence split
              as ours. Reports both times and test accuracy per layer side by side.
+``memory``   peak RSS of a UPOS-only run (no twin) with the features in memory and with
+             ``--max-memory`` at half their size (float16 memmaps streamed from a store).
 ``extract``  our activation extraction (``probes.models.extract``, batches of similar length)
              against a plain HF forward with ``output_hidden_states=True`` over the same
              sentences, batch size 32: in corpus order (the hand-written script) and in the same
@@ -49,7 +51,7 @@ import torch  # noqa: E402
 from bench.common import write_json  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
-STAGES = ("extract", "upos", "default")
+STAGES = ("extract", "upos", "default", "memory")
 PEER_C_GRID = (0.1, 1.0, 10.0)
 
 
@@ -84,11 +86,13 @@ def build_model(out: Path, sentences: list[Any], shape: tuple[int, int, int], vo
 
 # ----------------------------------------------------------------------------- stages
 def run_cli(args: list[str], env_threads: int | None) -> dict[str, Any]:
-    """``stratascope ARGS`` in a child process: wall seconds and peak RSS (MB)."""
-    code = ("import json, resource, sys\n"
+    """``stratascope ARGS`` in a child process: wall seconds and peak RSS (MB: the child's VmHWM,
+    which, unlike ru_maxrss, does not inherit the parent's peak across exec)."""
+    code = ("import re, sys\n"
             "from app.cli import main\n"
             "rc = main(sys.argv[1:])\n"
-            "print('BENCH_RSS ' + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), file=sys.stderr)\n"
+            "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
+            "print('BENCH_RSS ' + (hwm.group(1) if hwm else '0'), file=sys.stderr)\n"
             "sys.exit(rc)\n")
     env = dict(os.environ)
     if env_threads:
@@ -126,20 +130,47 @@ def stage_default(model_dir: Path, data: Path, work: Path, device: str, threads:
 
 
 def stage_upos(model_dir: Path, data: Path, work: Path, device: str, threads: int | None,
-               sentences: list[Any]) -> dict[str, Any]:
+               sentences: list[Any], peer_from: Path | None = None) -> dict[str, Any]:
+    """Ours against the hand-written peer; ``peer_from``: a scale JSON whose ``upos`` stage
+    already measured the peer on the same model, data and machine (its time and accuracies are
+    reused, and the file is named in the result)."""
     out = work / "upos"
     ours = run_cli(["probe", "--model", f"gpt2:{model_dir}", "--data", str(data), "--out", str(out),
                     "--device", device, "--tasks", "upos", "--no-twin", "--no-mdl", "--no-control",
                     "--no-cumulative", "--bootstrap", "0", "--quiet"], threads)
     results = json.loads((out / "results.json").read_text())
     our_acc = [layer["score"] for layer in results["models"][0]["tasks"]["upos"]["layers"]]
-    t0 = time.perf_counter()
-    peer_acc = peer_upos(model_dir, sentences, device)
-    peer_s = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    if peer_from is None:
+        t0 = time.perf_counter()
+        peer_acc = peer_upos(model_dir, sentences, device)
+        peer_s = time.perf_counter() - t0
+    else:
+        before = json.loads(peer_from.read_text())
+        peer_s, peer_acc = before["upos"]["peer_s"], before["upos"]["peer_acc"]
+        extra = {"peer_from": str(peer_from), "peer_measured": before.get("machine", {})}
     diff = [abs(a - b) for a, b in zip(our_acc, peer_acc)]
     return {"ours_s": ours["wall_s"], "ours_peak_rss_mb": ours["peak_rss_mb"], "peer_s": peer_s,
             "speedup": peer_s / ours["wall_s"], "ours_acc": our_acc, "peer_acc": peer_acc,
-            "max_abs_diff_points": 100 * max(diff)}
+            "max_abs_diff_points": 100 * max(diff), "ours_stages_s": stage_times(out / "results.json"), **extra}
+
+
+def stage_memory(model_dir: Path, data: Path, work: Path, device: str, threads: int | None,
+                 shape: tuple[int, int, int], n_words: int) -> dict[str, Any]:
+    """Peak RSS of a UPOS-only probe run (no twin, no controls, MDL or cumulative probes: the
+    features, the largest task's copy and one λ path) with the features in memory, and with
+    ``--max-memory`` below their size (streamed float16 memmaps)."""
+    n_layer, d_model, _ = shape
+    features_mb = 4 * (n_layer + 1) * n_words * d_model / 2**20
+    budget_gib = features_mb / 2**10 / 2  # half the features: forces streaming
+    base = ["probe", "--model", f"gpt2:{model_dir}", "--data", str(data), "--device", device, "--tasks", "upos",
+            "--no-twin", "--no-mdl", "--no-control", "--no-cumulative", "--bootstrap", "0", "--quiet", "--force"]
+    out: dict[str, Any] = {"features_float32_mb": features_mb}
+    for name, extra in (("in_memory", []), ("streamed", ["--max-memory", f"{budget_gib:.3f}"])):
+        res = run_cli([*base, "--out", str(work / f"memory_{name}"), *extra], threads)
+        out[name] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"],
+                     "stages_s": stage_times(work / f"memory_{name}" / "results.json")}
+    return out
 
 
 def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_size: int = 32,
@@ -244,10 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab", type=int, default=8000, help="BPE vocabulary size (default 8000)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the probe child processes")
-    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    ap.add_argument("--stages", default="extract,upos,default", help=f"comma-separated subset of {','.join(STAGES)} "
+                    "(default: extract,upos,default)")
     ap.add_argument("--max-sentences", type=int, help="use the first N sentences")
     ap.add_argument("--quick", action="store_true", help="2x64x2, vocab 400, 40 sentences: checks the script")
     ap.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
+    ap.add_argument("--peer-from", type=Path, metavar="JSON",
+                    help="upos stage: reuse the hand-written peer's time and accuracies from this earlier "
+                         "bench_scale JSON (same model, data and machine) instead of rerunning it")
     args = ap.parse_args(argv)
 
     from corpus import read_conllu, write_conllu
@@ -285,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
               f"length → {r['throughput_ratio_by_length']:.2f}x", flush=True)
     if "upos" in stages:
         report["upos"] = r = stage_upos(model_dir, args.data if not limit else data, work, args.device,
-                                        args.threads, sentences)
+                                        args.threads, sentences, args.peer_from)
         print(f"upos only: ours {r['ours_s']:.1f} s, hand-written peer {r['peer_s']:.1f} s → {r['speedup']:.2f}x; "
               f"max |Δ accuracy| {r['max_abs_diff_points']:.2f} points over {len(r['ours_acc'])} layers", flush=True)
     if "default" in stages:
@@ -297,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             for task, stages in st["task_stages"].items():
                 print(f"    {task}: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()), flush=True)
+    if "memory" in stages:
+        report["memory"] = r = stage_memory(model_dir, args.data if not limit else data, work, args.device,
+                                            args.threads, shape, n_words)
+        print(f"memory (upos only, no twin): features {r['features_float32_mb']:.0f} MB as float32; peak RSS "
+              f"{r['in_memory']['peak_rss_mb']:.0f} MB in memory ({r['in_memory']['wall_s']:.0f} s), "
+              f"{r['streamed']['peak_rss_mb']:.0f} MB streamed from float16 memmaps "
+              f"({r['streamed']['wall_s']:.0f} s)", flush=True)
     suffix = ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
     suffix += "" if args.quick or args.shape == "12x768x12" else f"_{args.shape}"
     path = write_json(f"scale{suffix}", report)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,9 +62,12 @@ def num_threads(n: int | None):
 
 def auto_threads(work: float, device: torch.device, threads: int | None) -> int | None:
     """Threads for a CPU fit: ``threads`` if given; else 1 for small problems (intra-op
-    parallelism costs more than it gains there); else torch's setting, reduced to the cores the
-    1-minute load average leaves idle (on a shared machine oversubscribed OpenMP threads spin at
-    their barriers: measured 4× slower on 2 busy cores)."""
+    parallelism costs more than it gains there); else torch's setting, reduced to the cores that
+    *other* processes leave idle by the 1-minute load average (on a shared machine oversubscribed
+    OpenMP threads spin at their barriers: measured 4× slower on 2 busy cores). The load average
+    counts this process too, so its own recent CPU use is taken out first (``_own_load``):
+    otherwise a probing run that has kept one core busy for a minute sees that core as taken
+    and halves itself."""
     if device.type != "cpu":
         return None
     if threads is not None:
@@ -71,10 +75,29 @@ def auto_threads(work: float, device: torch.device, threads: int | None) -> int 
     if work < SMALL_WORK:
         return 1
     try:
-        idle = (os.cpu_count() or 1) - os.getloadavg()[0]
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):  # pragma: no cover - no load average on this platform
         return None
+    others = max(0.0, load - _own_load())
+    idle = (os.cpu_count() or 1) - others
     return max(1, min(torch.get_num_threads(), int(idle + 0.5)))
+
+
+_OWN_LOAD_WINDOW_S = 60.0  # the load average's horizon
+# (wall, process CPU seconds), oldest first; the first is taken when this module is imported
+_own_samples: list[tuple[float, float]] = [(time.monotonic(), time.process_time())]
+
+
+def _own_load() -> float:
+    """This process's CPU use over about the last minute (since import at first), in cores."""
+    now, cpu = time.monotonic(), time.process_time()
+    _own_samples.append((now, cpu))
+    while len(_own_samples) > 2 and now - _own_samples[1][0] >= _OWN_LOAD_WINDOW_S:
+        _own_samples.pop(0)
+    then, cpu_then = _own_samples[0]
+    if now - then < 1.0:  # too short to tell: count all of the load as others'
+        return 0.0
+    return (cpu - cpu_then) / (now - then)
 
 
 # ----------------------------------------------------------------------------- standardising

@@ -173,7 +173,7 @@ def reduce_layers(X: SplitFeatures, cap: int, basis: GramBasis | None = None) ->
     # re-standardise the projections so every component has unit variance on train
     parts = [torch.bmm(part, V) for part in X]
     std = Standardizer.fit(parts[0])
-    return SplitFeatures(*(std(p) for p in parts)), k
+    return SplitFeatures(*(std.apply_(p) for p in parts)), k
 
 
 def _gram(Z: Tensor) -> Tensor:
@@ -299,19 +299,21 @@ class CategoricalStrategy:
         lam_cum = float(lams[counts == counts.max()].max())
         correct = np.zeros((len(yte), P), dtype=bool)
         prev: LogisticProbe | None = None
+        reduced = R is not None
         parts = R or X
         # layers 0..l side by side are the first (l + 1)·k columns of all layers side by side, so
         # one Gram matrix serves every cumulative probe's preconditioner (its leading block)
         Z_train, Z_test = concat_layers(parts.train, P - 1), concat_layers(parts.test, P - 1)
+        del R, parts  # the concatenations hold everything the cumulative probes read
         gram = _gram(Z_train[0])
         for l in range(P):
-            if l == 0 and R is None and np.isclose(fits.lam[0], lam_cum):
+            if l == 0 and not reduced and np.isclose(fits.lam[0], lam_cum):
                 correct[:, 0] = fits.test[:, 0]
                 prev = probe.select([0])
                 tick(1)
                 continue
             m = (l + 1) * k
-            Ztr, Zte = Z_train[:, :, :m].contiguous(), Z_test[:, :, :m].contiguous()
+            Ztr, Zte = Z_train[:, :, :m], Z_test[:, :, :m]  # views: the first m columns
             init = None
             if prev is not None:  # the probe on layers 0..l-1, with zero weights for layer l
                 pad = Ztr.shape[2] - prev.W.shape[1]
@@ -321,7 +323,7 @@ class CategoricalStrategy:
                                 **self._kw())
             correct[:, l] = (prev.predict(Zte)[0] == yte).cpu().numpy()
             tick(1)
-        return correct, CumulativeFeatures(k, R is not None, lam_cum)
+        return correct, CumulativeFeatures(k, reduced, lam_cum)
 
 
 # ----------------------------------------------------------------------------- ordinal

@@ -256,3 +256,35 @@ def test_each_layer_leaves_the_lambda_path_when_it_stops_improving():
     np.testing.assert_allclose(val[1], full_val[1])
     assert probe.lam[1] == full.lam[1] and float(probe.lam[0]) in (pytest.approx(1.0), pytest.approx(0.1))
     assert val[0, :2].max() == full_val[0].max() == 1.0
+
+
+def test_fit_threads_do_not_count_this_process_as_another_ones_load(monkeypatch):
+    """On 2 cores with a load average of 1.0 that this process made itself (one fit thread for
+    the last minute), the next fit may use both cores; the same load made by another process
+    leaves one."""
+    import probes.fit as fit
+
+    monkeypatch.setattr(fit.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(fit.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(fit, "_own_load", lambda: 1.0)
+    assert fit.auto_threads(1e12, cpu, None) == 2
+    monkeypatch.setattr(fit, "_own_load", lambda: 0.0)
+    assert fit.auto_threads(1e12, cpu, None) == 1
+    assert fit.auto_threads(1e3, cpu, None) == 1  # small fits: one thread
+    assert fit.auto_threads(1e12, cpu, 3) == 3  # an explicit --threads wins
+
+
+def test_own_load_is_this_process_cpu_seconds_per_second(monkeypatch):
+    import probes.fit as fit
+
+    clock = {"wall": 100.0, "cpu": 10.0}
+    monkeypatch.setattr(fit.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(fit.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(fit, "_own_samples", [(100.0, 10.0)])
+    assert fit._own_load() == 0.0  # no time has passed
+    clock.update(wall=130.0, cpu=70.0)  # two cores busy for 30 s
+    assert fit._own_load() == pytest.approx(2.0)
+    clock.update(wall=200.0, cpu=100.0)  # then 30 CPU s in 70 s; the window drops samples older than a minute
+    assert fit._own_load() == pytest.approx(30.0 / 70.0)
