@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from hf_arch_fixtures import ARCHS, D_MLP, D_MODEL, N_CTX, N_HEAD, N_LAYER, VOCAB, arch_dir
-from hooks_fixtures import make_sentences, one_torch_thread  # noqa: F401
+from hooks_fixtures import backend_for, make_sentences, one_torch_thread  # noqa: F401
 
 import hooks
 from app.cli import main
@@ -30,15 +30,11 @@ SENTENCES = [["the", "dogs", "near", "the", "old", "cat", "sleep", "."],
              ["unbelievably", "a", "cat", "sees", "zyzzyva"], ["Bartholomew", "runs"]]
 PARALLEL = {"neox"}  # attention and MLP both read the block input (use_parallel_residual)
 ROTARY = {"llama", "neox", "qwen2"}
-_LOADED: dict[str, hooks.Backend] = {}
 
 
 def backend(arch: str, kind: str, tmp_path_factory) -> hooks.Backend:
     """hooks.load("<kind>:<tiny arch dir>"), once per session."""
-    key = f"{kind}:{arch_dir(arch, tmp_path_factory)}"
-    if key not in _LOADED:
-        _LOADED[key] = hooks.load(key)
-    return _LOADED[key]
+    return backend_for(kind, arch_dir(arch, tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
