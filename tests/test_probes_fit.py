@@ -241,21 +241,20 @@ def test_lbfgs_moves_only_the_problems_it_is_given():
         torch.testing.assert_close(part.log_probs(Xt)[p], whole.log_probs(Xt)[p], atol=1e-4, rtol=0)
 
 
-def test_each_layer_leaves_the_lambda_path_when_it_stops_improving():
-    """Problem 0 is separable (its validation accuracy is 1 from the strongest λ on) and leaves
-    the path after two λ; problem 1 keeps improving and goes on, and chooses what the whole grid
-    chooses. (Problem 0 keeps the best of its two λ: the whole grid would break the tie in
-    accuracy by log-loss at a weaker λ, with the same validation accuracy.)"""
+def test_every_layer_stays_on_the_lambda_path_while_any_improves():
+    """Problem 0 is separable (validation accuracy 1 from the strongest λ on); problem 1 keeps
+    improving, so the path goes on for both and they choose what the whole grid chooses (a
+    per-layer exit changed the demo's control scores: a control probe can plateau, then
+    memorise at a weaker λ)."""
     X, y = _layers(900, 8, 3, 2, seed=9)
     X[0, :, 0] += 30 * y
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     grid = (1.0, 0.1, 0.01, 0.001)
     probe, val = select_logistic(Xt[:, :600], yt[:600], Xt[:, 600:], yt[600:], 3, grid)
     full, full_val = select_logistic(Xt[:, :600], yt[:600], Xt[:, 600:], yt[600:], 3, grid, early_stop=None)
-    assert np.isnan(val[0, 2:]).all() and not np.isnan(val[1]).any()
-    np.testing.assert_allclose(val[1], full_val[1])
-    assert probe.lam[1] == full.lam[1] and float(probe.lam[0]) in (pytest.approx(1.0), pytest.approx(0.1))
-    assert val[0, :2].max() == full_val[0].max() == 1.0
+    fitted = ~np.isnan(val[1])
+    np.testing.assert_allclose(val[:, fitted], full_val[:, fitted])
+    torch.testing.assert_close(probe.lam, full.lam)
 
 
 def test_fit_threads_do_not_count_this_process_as_another_ones_load(monkeypatch):
