@@ -340,13 +340,9 @@ def _feature_store(info: Any, tag: str, sentences: Sequence[Any], store_dir: str
 
 def _store_dtype(store: Path) -> str:
     """float16 for a new store; an existing one keeps its own dtype (so it is reused)."""
-    from hooks.store import INDEX
+    from hooks.store import INDEX, ActivationStore
 
-    if (store / INDEX).is_file():
-        import json
-
-        return str(json.loads((store / INDEX).read_text()).get("dtype", "float16"))
-    return "float16"
+    return str(ActivationStore(store).index["dtype"]) if (store / INDEX).is_file() else "float16"
 
 
 def _version() -> str:
