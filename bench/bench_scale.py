@@ -19,6 +19,11 @@ tokenizer, then measures, in one run:
              the vector at each word's last sub-token, scikit-learn ``LogisticRegression`` per
              layer with C from a grid of 3 picked on the validation split — the same sentence split
              as ours. Reports both times and test accuracy per layer side by side.
+``agreement``  scikit-learn at the λ our UPOS-only run chose per layer (its results.json in the
+             work directory, so run after ``upos``), on our features standardised on the
+             training words as ours are (``C = 1/(λ·n_train)``): test accuracy per layer beside
+             ours. The 3-C peer above picks its own C on 2,600 validation words, so its accuracy
+             also moves with that choice; this stage isolates the fits.
 ``memory``   peak RSS of a UPOS-only run (no twin) with the features in memory and with
              ``--max-memory`` at half their size (float16 memmaps streamed from a store).
 ``extract``  our activation extraction (``probes.models.extract``, batches of similar length)
@@ -51,7 +56,7 @@ import torch  # noqa: E402
 from bench.common import write_json  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
-STAGES = ("extract", "upos", "default", "memory")
+STAGES = ("extract", "upos", "agreement", "default", "memory")
 PEER_C_GRID = (0.1, 1.0, 10.0)
 
 
@@ -86,13 +91,17 @@ def build_model(out: Path, sentences: list[Any], shape: tuple[int, int, int], vo
 
 # ----------------------------------------------------------------------------- stages
 def run_cli(args: list[str], env_threads: int | None) -> dict[str, Any]:
-    """``stratascope ARGS`` in a child process: wall seconds and peak RSS (MB: the child's VmHWM,
-    which, unlike ru_maxrss, does not inherit the parent's peak across exec)."""
-    code = ("import re, sys\n"
+    """``stratascope ARGS`` in a child process: wall seconds, peak RSS (MB: the child's VmHWM,
+    which, unlike ru_maxrss, does not inherit the parent's peak across exec) and the peak RSS of
+    each stage (``bench.rss_stages``)."""
+    code = ("import json, re, sys\n"
+            "import bench.rss_stages as rss\n"
+            "rss.start()\n"
             "from app.cli import main\n"
             "rc = main(sys.argv[1:])\n"
             "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
             "print('BENCH_RSS ' + (hwm.group(1) if hwm else '0'), file=sys.stderr)\n"
+            "print('BENCH_RSS_STAGES ' + json.dumps(rss.report()), file=sys.stderr)\n"
             "sys.exit(rc)\n")
     env = dict(os.environ)
     if env_threads:
@@ -100,14 +109,16 @@ def run_cli(args: list[str], env_threads: int | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    rss = None
+    rss, by_stage = None, {}
     for line in proc.stderr.splitlines():
         if line.startswith("BENCH_RSS "):
             rss = int(line.split()[1]) / 1024
+        elif line.startswith("BENCH_RSS_STAGES "):
+            by_stage = json.loads(line.partition(" ")[2])
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"stratascope {' '.join(args)} failed with status {proc.returncode}")
-    return {"wall_s": wall, "peak_rss_mb": rss, "stdout_tail": proc.stdout[-1500:]}
+    return {"wall_s": wall, "peak_rss_mb": rss, "peak_rss_by_stage_mb": by_stage, "stdout_tail": proc.stdout[-1500:]}
 
 
 def stage_times(results_path: Path) -> dict[str, Any]:
@@ -169,6 +180,7 @@ def stage_memory(model_dir: Path, data: Path, work: Path, device: str, threads: 
     for name, extra in (("in_memory", []), ("streamed", ["--max-memory", f"{budget_gib:.3f}"])):
         res = run_cli([*base, "--out", str(work / f"memory_{name}"), *extra], threads)
         out[name] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"],
+                     "peak_rss_by_stage_mb": res["peak_rss_by_stage_mb"],
                      "stages_s": stage_times(work / f"memory_{name}" / "results.json")}
     return out
 
@@ -179,7 +191,9 @@ def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_si
     [n_layer + 1, n_words, d_model], float32, in sentence order. Like ours, the words are joined
     by spaces after a BOS token, and the batch is right-padded under an attention mask. Batches
     follow the corpus order, as a hand-written script's would; ``by_length``: batches of
-    similar length, as ours (the same forward passes, without our hooks and alignment)."""
+    similar length, as ours (the same forward passes, without our hooks and alignment).
+    Like any script reading ``hidden_states``, its last layer is after GPT-2's final LayerNorm
+    (ours is ``blocks.{L-1}.hook_resid_post``, before it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
@@ -212,7 +226,7 @@ def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_si
                 ends = np.cumsum([len(w) + 1 for w in s.forms]) - 1  # end offset of each word
                 last: dict[int, int] = {}
                 for t, (a, b) in enumerate(enc["offset_mapping"][j]):
-                    if b > a:
+                    if b > a and not texts[j][a:b].isspace():  # a lone space token belongs to no word
                         last[int(np.searchsorted(ends, b - 1, side="left"))] = t + 1  # +1: the BOS
                 idx = torch.tensor([last[w] for w in range(len(s.forms))])
                 per_sentence.append(h[:, j, idx].numpy())
@@ -241,6 +255,39 @@ def peer_upos(model_dir: Path, sentences: list[Any], device: str) -> list[float]
                 best, best_c = acc, clf
         accs.append(float(best_c.score(X[parts["test"]], labels[parts["test"]])))
     return accs
+
+
+def stage_agreement(model_dir: Path, sentences: list[Any], work: Path, device: str) -> dict[str, Any]:
+    """scikit-learn at the λ our UPOS-only run chose, per layer, on the same features (our
+    extraction), standardised on the training words: the fits alone, side by side."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from probes.suite import split_sentences
+
+    results = work / "upos" / "results.json"
+    if not results.is_file():
+        raise SystemExit(f"agreement: no {results}; run the upos stage first (same --work)")
+    import hooks
+    from probes.models import extract
+
+    layers = json.loads(results.read_text())["models"][0]["tasks"]["upos"]["layers"]
+    feats = extract(hooks.load(f"gpt2:{model_dir}", device=device), sentences, device=device).cpu().numpy()
+    labels = np.array([w.upos for s in sentences for w in s.words])
+    sent_of_word = np.repeat(np.arange(len(sentences)), [len(s.words) for s in sentences])
+    split = split_sentences(sentences)[sent_of_word]
+    train, test = split == 0, split == 2
+    t0 = time.perf_counter()
+    sk_acc = []
+    for layer in layers:
+        scaler = StandardScaler().fit(feats[layer["layer"]][train])
+        clf = LogisticRegression(C=1.0 / (layer["lambda"] * int(train.sum())), max_iter=1000, tol=1e-5)
+        clf.fit(scaler.transform(feats[layer["layer"]][train]), labels[train])
+        sk_acc.append(float(clf.score(scaler.transform(feats[layer["layer"]][test]), labels[test])))
+    ours = [layer["score"] for layer in layers]
+    return {"lambda": [layer["lambda"] for layer in layers], "ours_acc": ours, "sklearn_acc": sk_acc,
+            "sklearn_fit_s": time.perf_counter() - t0,
+            "max_abs_diff_points": 100 * max(abs(a - b) for a, b in zip(ours, sk_acc))}
 
 
 def stage_extract(model_dir: Path, sentences: list[Any], device: str, batch_size: int = 32) -> dict[str, Any]:
@@ -275,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab", type=int, default=8000, help="BPE vocabulary size (default 8000)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the probe child processes")
-    ap.add_argument("--stages", default="extract,upos,default", help=f"comma-separated subset of {','.join(STAGES)} "
-                    "(default: extract,upos,default)")
+    ap.add_argument("--stages", default="extract,upos,agreement,default", help=f"comma-separated subset of {','.join(STAGES)} "
+                    "(default: extract,upos,agreement,default)")
     ap.add_argument("--max-sentences", type=int, help="use the first N sentences")
     ap.add_argument("--quick", action="store_true", help="2x64x2, vocab 400, 40 sentences: checks the script")
     ap.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
@@ -323,10 +370,16 @@ def main(argv: list[str] | None = None) -> int:
                                         args.threads, sentences, args.peer_from)
         print(f"upos only: ours {r['ours_s']:.1f} s, hand-written peer {r['peer_s']:.1f} s → {r['speedup']:.2f}x; "
               f"max |Δ accuracy| {r['max_abs_diff_points']:.2f} points over {len(r['ours_acc'])} layers", flush=True)
+    if "agreement" in stages:
+        report["agreement"] = r = stage_agreement(model_dir, sentences, work, args.device)
+        print(f"agreement: scikit-learn at our λ per layer, max |Δ accuracy| {r['max_abs_diff_points']:.2f} points "
+              f"over {len(r['ours_acc'])} layers", flush=True)
     if "default" in stages:
         report["default"] = r = stage_default(model_dir, args.data if not limit else data, work, args.device,
                                               args.threads)
         print(f"default probe run: {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        top = sorted(r["peak_rss_by_stage_mb"].items(), key=lambda kv: -kv[1])[:5]
+        print("  highest RSS during: " + "; ".join(f"{k} {v:.0f} MB" for k, v in top), flush=True)
         for tag, st in r["stages_s"].items():
             print(f"  {tag}: " + ", ".join(f"{k} {v:.1f}s" for k, v in st.items() if k not in ("role", "task_stages")),
                   flush=True)

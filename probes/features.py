@@ -62,7 +62,7 @@ class FeatureLayers:
         if isinstance(features, Tensor) and features.ndim == 3:
             self._tensor: Tensor | None = features.to(device=self.device, dtype=torch.float32)
             self.n_layers, self.n_words, self.d = (int(x) for x in self._tensor.shape)
-            self._layer = lambda l: self._tensor[l]
+            self._layer = self._tensor.__getitem__  # not a closure over self: no cycle keeping the features alive
         else:
             self._tensor = None
             self.n_layers, self._layer = as_layers(features)

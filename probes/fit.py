@@ -342,9 +342,18 @@ class _CurvatureMemory:
     def size(self) -> int:
         return self.inv_sy.shape[1]
 
-    def select(self, batch: Tensor) -> "_CurvatureMemory":
-        """A copy holding the problems ``batch`` (their positions in this memory)."""
-        return _CurvatureMemory(self.steps[batch], self.grad_changes[batch], self.inv_sy[batch], self.slot)
+    def compact(self, keep: Tensor) -> "_CurvatureMemory":
+        """The problems at positions ``keep`` (ascending) of this memory, moved to the front of
+        the same buffers: views, not a copy (indexing would hold the old memory and the new
+        one at once: 0.8 GB at 250 classes × 768 features × 13 problems). This memory is
+        invalid afterwards."""
+        for i, j in enumerate(keep.tolist()):
+            if i != j:  # j > i: rows only move forward, onto rows already moved or dropped
+                self.steps[i].copy_(self.steps[j])
+                self.grad_changes[i].copy_(self.grad_changes[j])
+                self.inv_sy[i].copy_(self.inv_sy[j])
+        p = len(keep)
+        return _CurvatureMemory(self.steps[:p], self.grad_changes[:p], self.inv_sy[:p], self.slot)
 
     def newest_first(self) -> list[int]:
         m = self.size
@@ -465,7 +474,7 @@ def lbfgs(objective: Objective, x: Tensor, *, precondition: Preconditioner | Non
             break
         batch = active.nonzero()[:, 0]  # the problems evaluated this iteration
         if len(batch) < len(mem_ids):
-            mem = mem.select(torch.searchsorted(mem_ids, batch))
+            mem = mem.compact(torch.searchsorted(mem_ids, batch))
             mem_ids = batch
         full = len(batch) == P
         xb, fb, gb = (x, f, g) if full else (x[batch], f[batch], g[batch])

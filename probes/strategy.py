@@ -160,20 +160,29 @@ class _Clock:
 
 
 # ----------------------------------------------------------------------------- cumulative helpers
-def reduce_layers(X: SplitFeatures, cap: int, basis: GramBasis | None = None) -> tuple[SplitFeatures | None, int]:
-    """Per-layer PCA (fitted on the training words) when the concatenation of all layers would
-    exceed ``cap`` features; None when no reduction is needed. Returns (features, per layer).
-    ``basis``: the ``GramBasis`` of ``X.train`` (its covariance's eigenvectors), when known."""
+def layers_side_by_side(X: SplitFeatures, cap: int, basis: GramBasis | None = None) -> tuple[SplitFeatures, int, bool]:
+    """Every layer's features side by side, [1, n, P·k] per split (layer l in columns l·k to
+    (l + 1)·k, so layers 0..l are the first (l + 1)·k columns): k = d, or, when the P·d columns
+    would exceed ``cap``, each layer's k = cap // P leading principal components (fitted on the
+    training words; ``basis``: the ``GramBasis`` of ``X.train``, when known), re-standardised to
+    unit variance on train. Returns (features, k, reduced). Each layer is written straight into
+    its columns (no [P, n, k] projection beside the result)."""
     P, _, d = X.train.shape
-    if P * d <= cap:
-        return None, d
-    k = max(1, cap // P)
-    vecs = (basis if basis is not None else GramBasis.of(X.train)).evecs
-    V = vecs[:, :, -k:].to(X.train.dtype)  # leading components
-    # re-standardise the projections so every component has unit variance on train
-    parts = [torch.bmm(part, V) for part in X]
-    std = Standardizer.fit(parts[0])
-    return SplitFeatures(*(std.apply_(p) for p in parts)), k
+    reduced = P * d > cap
+    k = max(1, cap // P) if reduced else d
+    V = (basis if basis is not None else GramBasis.of(X.train)).evecs[:, :, -k:].to(X.train.dtype) if reduced else None
+    parts = []
+    for part in X:
+        Z = part.new_empty(part.shape[1], P, k)  # [n, P, k]
+        for l in range(P):
+            Z[:, l] = part[l] @ V[l] if V is not None else part[l]
+        parts.append(Z.reshape(1, part.shape[1], P * k))
+    Z = SplitFeatures(*parts)
+    if reduced:
+        std = Standardizer.fit(Z.train)
+        for z in Z:
+            std.apply_(z)
+    return Z, k, reduced
 
 
 def _gram(Z: Tensor) -> Tensor:
@@ -186,9 +195,23 @@ def _gram(Z: Tensor) -> Tensor:
     return gram / max(n, 1)
 
 
-def concat_layers(X: Tensor, l: int) -> Tensor:
-    """Layers 0..l side by side: [1, n, (l + 1)·d]."""
-    return X[: l + 1].permute(1, 0, 2).reshape(1, X.shape[1], -1).contiguous()
+def _centred_moments(Z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Z [n, m], y [n]: the column means [1, m], XcᵀXc/n [m, m] and Xcᵀ(y − ȳ)/n [m] of the
+    centred Z, in float64, a block of rows at a time (a float64 copy of Z and its centred copy
+    were 0.6 GB at 17k words × 2,041 features)."""
+    n, m = Z.shape
+    mean = torch.zeros((1, m), dtype=torch.float64, device=Z.device)
+    for i in range(0, n, 4096):
+        mean += Z[i:i + 4096].double().sum(dim=0, keepdim=True)
+    mean /= max(n, 1)
+    yc = y.double() - y.double().mean()
+    gram = torch.zeros((m, m), dtype=torch.float64, device=Z.device)
+    xty = torch.zeros(m, dtype=torch.float64, device=Z.device)
+    for i in range(0, n, 4096):
+        block = Z[i:i + 4096].double() - mean
+        gram.addmm_(block.T, block)
+        xty.addmv_(block.T, yc[i:i + 4096])
+    return mean, gram / max(n, 1), xty / max(n, 1)
 
 
 # ----------------------------------------------------------------------------- categorical
@@ -291,7 +314,7 @@ class CategoricalStrategy:
                     basis: GramBasis, tick: Any) -> tuple[np.ndarray, CumulativeFeatures]:
         yt = torch.as_tensor(split.y, device=X.train.device)
         ytr, yte = yt[:split.n_train], yt[split.n_train + split.n_val:]
-        R, k = reduce_layers(X, self.config.max_cumulative_features, basis)
+        Z, k, reduced = layers_side_by_side(X, self.config.max_cumulative_features, basis)
         P = X.train.shape[0]
         # one λ for every cumulative probe: the one the per-layer probes chose most often
         # (the largest among ties); each probe starts from the previous one's solution
@@ -299,12 +322,10 @@ class CategoricalStrategy:
         lam_cum = float(lams[counts == counts.max()].max())
         correct = np.zeros((len(yte), P), dtype=bool)
         prev: LogisticProbe | None = None
-        reduced = R is not None
-        parts = R or X
-        # layers 0..l side by side are the first (l + 1)·k columns of all layers side by side, so
-        # one Gram matrix serves every cumulative probe's preconditioner (its leading block)
-        Z_train, Z_test = concat_layers(parts.train, P - 1), concat_layers(parts.test, P - 1)
-        del R, parts  # the concatenations hold everything the cumulative probes read
+        # layers 0..l are the first (l + 1)·k columns, so one Gram matrix serves every
+        # cumulative probe's preconditioner (its leading block)
+        Z_train, Z_test = Z.train, Z.test
+        del Z
         gram = _gram(Z_train[0])
         for l in range(P):
             if l == 0 and not reduced and np.isclose(fits.lam[0], lam_cum):
@@ -393,22 +414,17 @@ class OrdinalStrategy:
                     tick: Any) -> tuple[np.ndarray, CumulativeFeatures]:
         cfg = self.config
         dev = X.train.device
-        R, k = reduce_layers(X, cfg.max_cumulative_features, basis)
+        (Ztr, Zva, Zte), k, reduced = layers_side_by_side(X, cfg.max_cumulative_features, basis)
         P = X.train.shape[0]
         n_tr, n_va = split.n_train, split.n_val
-        Ztr, Zva, Zte = (concat_layers(part, P - 1) for part in (R or X))
         pred = np.zeros((X.test.shape[1], P))
         with num_threads(auto_threads(Ztr.shape[1] * Ztr.shape[2] ** 2, dev, cfg.threads)):
             # moments of all layers side by side once; layers 0..l are their leading block
-            Zd = Ztr[0].double()
-            x_mean = Zd.mean(dim=0, keepdim=True)
-            Zc = Zd - x_mean
             y_tr = yt[:n_tr]
-            gram = Zc.T @ Zc / n_tr
-            xty = Zc.T @ (y_tr - y_tr.mean()) / n_tr
+            x_mean, gram, xty = _centred_moments(Ztr[0], y_tr)
             for l in range(P):
                 tick(1)
-                if l == 0 and R is None:
+                if l == 0 and not reduced:
                     pred[:, 0] = fits.test[:, 0]
                     continue
                 m = (l + 1) * k
@@ -417,7 +433,7 @@ class OrdinalStrategy:
                 probe, _ = select_ridge(Ztr[:, :, :m], y_tr, Zva[:, :, :m], yt[n_tr:n_tr + n_va],
                                         cfg.ridge_lambdas, path=path, threads=cfg.threads)
                 pred[:, l] = probe.predict(Zte[:, :, :m].contiguous())[0].double().cpu().numpy()
-        return pred, CumulativeFeatures(k, R is not None)
+        return pred, CumulativeFeatures(k, reduced)
 
 
 TaskStrategy = CategoricalStrategy | OrdinalStrategy

@@ -70,6 +70,43 @@ def test_lbfgs_solves_a_batch_of_quadratics():
     assert torch.allclose(x, c, atol=1e-4) and iters <= 2
 
 
+def test_curvature_memory_compacts_in_place():
+    from probes.fit import _CurvatureMemory
+
+    torch.manual_seed(0)
+    mem = _CurvatureMemory(torch.randn(5, 3, 4), torch.randn(5, 3, 4), torch.randn(5, 3), slot=2)
+    keep = torch.tensor([1, 3, 4])
+    want = (mem.steps[keep].clone(), mem.grad_changes[keep].clone(), mem.inv_sy[keep].clone())
+    ptr = mem.steps.data_ptr()
+    small = mem.compact(keep)
+    torch.testing.assert_close(small.steps, want[0], rtol=0, atol=0)
+    torch.testing.assert_close(small.grad_changes, want[1], rtol=0, atol=0)
+    torch.testing.assert_close(small.inv_sy, want[2], rtol=0, atol=0)
+    assert small.steps.data_ptr() == ptr and small.steps.is_contiguous() and small.slot == 2
+
+
+def test_lbfgs_problems_leaving_the_batch_end_where_they_would_alone():
+    """Problems converge at different iterations (condition numbers 2 to 1e4), so the active
+    set shrinks several times; each ends where it ends when solved alone."""
+    torch.manual_seed(1)
+    P, D = 6, 10
+    Q = torch.linalg.qr(torch.randn(P, D, D))[0]
+    spread = torch.stack([torch.logspace(0, k, D) for k in (0.3, 1, 2, 3, 4, 0.5)])
+    A = Q @ torch.diag_embed(spread) @ Q.transpose(1, 2)
+    c = torch.randn(P, D)
+
+    def fg(x, idx):
+        r = x - c[idx]
+        g = (A[idx] @ r[..., None])[..., 0]
+        return 0.5 * (r * g).sum(1), g
+
+    together, _, _ = lbfgs(fg, torch.zeros(P, D), tol=1e-6, max_iter=500, history=5)
+    for p in range(P):
+        alone, _, _ = lbfgs(lambda x, idx: fg(x, idx + p), torch.zeros(1, D), tol=1e-6, max_iter=500, history=5)
+        torch.testing.assert_close(together[p], alone[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(together, c, atol=1e-3, rtol=0)
+
+
 def test_ridge_matches_sklearn():
     X, _ = _layers(600, 12, 2, 3, seed=2)
     rng = np.random.default_rng(3)
