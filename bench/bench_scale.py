@@ -57,6 +57,7 @@ from bench.common import write_json  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 STAGES = ("extract", "upos", "agreement", "default", "memory")
+DEFAULT_STAGES = "extract,upos,agreement,default"
 PEER_C_GRID = (0.1, 1.0, 10.0)
 
 
@@ -233,17 +234,22 @@ def hf_word_vectors(model_dir: Path, sentences: list[Any], device: str, batch_si
     return np.concatenate(per_sentence, axis=1)
 
 
+def upos_split(sentences: list[Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every word's UPOS, and masks of the train / val / test words: our sentence split."""
+    from probes.suite import split_sentences
+
+    labels = np.array([w.upos for s in sentences for w in s.words])
+    sent_of_word = np.repeat(np.arange(len(sentences)), [len(s.words) for s in sentences])
+    split = split_sentences(sentences)[sent_of_word]
+    return labels, {"train": split == 0, "val": split == 1, "test": split == 2}
+
+
 def peer_upos(model_dir: Path, sentences: list[Any], device: str) -> list[float]:
     """The hand-written script: HF hidden states + scikit-learn per layer, C on validation."""
     from sklearn.linear_model import LogisticRegression
 
-    from probes.suite import split_sentences
-
     feats = hf_word_vectors(model_dir, sentences, device)
-    labels = np.array([w.upos for s in sentences for w in s.words])
-    sent_of_word = np.repeat(np.arange(len(sentences)), [len(s.words) for s in sentences])
-    split = split_sentences(sentences)[sent_of_word]  # the same sentence split as ours (0/1/2)
-    parts = {"train": split == 0, "val": split == 1, "test": split == 2}
+    labels, parts = upos_split(sentences)
     accs = []
     for layer in range(feats.shape[0]):
         X = feats[layer]
@@ -263,20 +269,16 @@ def stage_agreement(model_dir: Path, sentences: list[Any], work: Path, device: s
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from probes.suite import split_sentences
+    import hooks
+    from probes.models import extract
 
     results = work / "upos" / "results.json"
     if not results.is_file():
         raise SystemExit(f"agreement: no {results}; run the upos stage first (same --work)")
-    import hooks
-    from probes.models import extract
-
     layers = json.loads(results.read_text())["models"][0]["tasks"]["upos"]["layers"]
     feats = extract(hooks.load(f"gpt2:{model_dir}", device=device), sentences, device=device).cpu().numpy()
-    labels = np.array([w.upos for s in sentences for w in s.words])
-    sent_of_word = np.repeat(np.arange(len(sentences)), [len(s.words) for s in sentences])
-    split = split_sentences(sentences)[sent_of_word]
-    train, test = split == 0, split == 2
+    labels, parts = upos_split(sentences)
+    train, test = parts["train"], parts["test"]
     t0 = time.perf_counter()
     sk_acc = []
     for layer in layers:
@@ -322,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab", type=int, default=8000, help="BPE vocabulary size (default 8000)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the probe child processes")
-    ap.add_argument("--stages", default="extract,upos,agreement,default", help=f"comma-separated subset of {','.join(STAGES)} "
-                    "(default: extract,upos,agreement,default)")
+    ap.add_argument("--stages", default=DEFAULT_STAGES,
+                    help=f"comma-separated subset of {','.join(STAGES)} (default: {DEFAULT_STAGES})")
     ap.add_argument("--max-sentences", type=int, help="use the first N sentences")
     ap.add_argument("--quick", action="store_true", help="2x64x2, vocab 400, 40 sentences: checks the script")
     ap.add_argument("--work", type=Path, help="working directory (default: a temporary one)")

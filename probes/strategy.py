@@ -185,12 +185,15 @@ def layers_side_by_side(X: SplitFeatures, cap: int, basis: GramBasis | None = No
     return Z, k, reduced
 
 
-def _gram(Z: Tensor) -> Tensor:
-    """ZᵀZ/n in float64 for Z [n, m], a block of rows at a time (no float64 copy of Z)."""
+def _gram(Z: Tensor, mean: Tensor | None = None) -> Tensor:
+    """ZᵀZ/n in float64 for Z [n, m] (of Z − mean, with ``mean`` [1, m] float64), a block of rows
+    at a time (no float64 copy of Z)."""
     n, m = Z.shape
     gram = torch.zeros((m, m), dtype=torch.float64, device=Z.device)
     for i in range(0, n, 4096):
         block = Z[i:i + 4096].double()
+        if mean is not None:
+            block -= mean
         gram.addmm_(block.T, block)
     return gram / max(n, 1)
 
@@ -205,13 +208,10 @@ def _centred_moments(Z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mean += Z[i:i + 4096].double().sum(dim=0, keepdim=True)
     mean /= max(n, 1)
     yc = y.double() - y.double().mean()
-    gram = torch.zeros((m, m), dtype=torch.float64, device=Z.device)
     xty = torch.zeros(m, dtype=torch.float64, device=Z.device)
     for i in range(0, n, 4096):
-        block = Z[i:i + 4096].double() - mean
-        gram.addmm_(block.T, block)
-        xty.addmv_(block.T, yc[i:i + 4096])
-    return mean, gram / max(n, 1), xty / max(n, 1)
+        xty.addmv_((Z[i:i + 4096].double() - mean).T, yc[i:i + 4096])
+    return mean, _gram(Z, mean), xty / max(n, 1)
 
 
 # ----------------------------------------------------------------------------- categorical
