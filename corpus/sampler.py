@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import random
 from bisect import bisect
+from collections.abc import Callable
 
 from corpus._gc import gc_paused
 from corpus.grammar import DEFAULT_GRAMMAR, Grammar
 from corpus.labels import derivation_to_words
 from corpus.pcfg import PCFG, Node, compile_grammar
 from corpus.sentence import Sentence
+
+
+PROGRESS_EVERY = 1000  # sentences between two progress reports
 
 
 class _TooLong(Exception):
@@ -67,12 +71,14 @@ def sample_derivation(pcfg: PCFG, rng: random.Random) -> tuple[Node, float]:
         return tree, logp - pcfg.log_z
 
 
-def generate_sentences(n: int, seed: int, grammar: Grammar = DEFAULT_GRAMMAR) -> list[Sentence]:
+def generate_sentences(n: int, seed: int, grammar: Grammar = DEFAULT_GRAMMAR,
+                       progress: Callable[[int], None] | None = None) -> list[Sentence]:
     """``n`` labelled sentences drawn from ``grammar``; deterministic in ``seed``.
 
     Each sentence has ``logprob`` (natural log, exact), ``metadata`` with ``sent_id``
     (``"<seed>-<index>"``) and ``text``, and fully labelled words (see ``corpus.labels``, and
-    ``grammar.annotate`` for a grammar's own labels).
+    ``grammar.annotate`` for a grammar's own labels). ``progress(done)`` is called every
+    ``PROGRESS_EVERY`` sentences and at the end (it draws nothing from the generator).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be an int >= 0, got {n!r}")
@@ -90,4 +96,8 @@ def generate_sentences(n: int, seed: int, grammar: Grammar = DEFAULT_GRAMMAR) ->
                 annotate(words)
             text = " ".join(w.form for w in words)
             sentences.append(Sentence(words, {"sent_id": f"{seed}-{i}", "text": text}, logp))
+            if progress is not None and (i + 1) % PROGRESS_EVERY == 0:
+                progress(i + 1)
+    if progress is not None:
+        progress(n)
     return sentences

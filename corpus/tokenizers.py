@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.durable import atomic_write_bytes, atomic_write_text
+from corpus.textio import decode_utf8, read_json
 from corpus.sentence import Sentence
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
@@ -131,24 +133,53 @@ class WordTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WordTokenizer:
-        """Read a ``vocab.json`` written by ``save`` (file or directory holding it)."""
+        """Read a ``vocab.json`` written by ``save`` (file or directory holding it); a file that is
+        not UTF-8, not JSON or not such a vocabulary raises ValueError naming it (and its line)."""
         source = Path(path)
         if source.is_dir():
             source = source / "vocab.json"
         if not source.is_file():
             raise FileNotFoundError(f"no vocabulary file: {source}")
-        try:
-            mapping = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{source}: not valid JSON: {err}") from None
-        if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
-            raise ValueError(f"{source}: expected a JSON object mapping tokens to integer ids")
+        mapping = read_vocab_json(source)
         itos = sorted(mapping, key=mapping.__getitem__)
+        for before, token in zip(itos, itos[1:]):
+            if mapping[before] == mapping[token]:
+                raise ValueError(f"{_where(source, token)}: id {mapping[token]} is given to both {before!r} and "
+                                 f"{token!r}: ids must be 0..{len(itos) - 1} without gaps or repeats")
         if [mapping[t] for t in itos] != list(range(len(itos))):
-            raise ValueError(f"{source}: ids must be 0..{len(itos) - 1} without gaps or repeats")
+            raise ValueError(f"{source}: ids must be 0..{len(itos) - 1} without gaps or repeats "
+                             f"(got {mapping[itos[0]]}..{mapping[itos[-1]]})")
         if tuple(itos[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"{source}: ids 0..3 must be {', '.join(SPECIALS)}")
         return cls(itos[len(SPECIALS):])
+
+
+# ----------------------------------------------------------------------------- reading JSON files
+VOCAB_SHAPE = "a JSON object mapping tokens to integer ids"
+HF_CONFIG_SHAPE = "a JSON object (a Hugging Face model config)"
+
+
+def read_vocab_json(path: Path) -> dict[str, int]:
+    """A ``vocab.json`` (ours or a Hugging Face BPE's): token → integer id; ValueError naming the
+    file, and the line of the first entry whose id is not an integer."""
+    mapping = read_json(path, VOCAB_SHAPE)
+    for token, value in mapping.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{_where(path, token)}: token {token!r} has id {value!r}: expected {VOCAB_SHAPE}")
+    return mapping
+
+
+def _where(path: Path, key: str) -> str:
+    """``PATH:LINE`` of the first line holding ``"key":`` (``PATH`` when it cannot be found)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    for spelling in {json.dumps(key, ensure_ascii=False), json.dumps(key)}:
+        found = re.search(re.escape(spelling) + r"\s*:", text)
+        if found:
+            return f"{path}:{text.count(chr(10), 0, found.start()) + 1}"
+    return str(path)
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike[str]) -> Any:
@@ -218,23 +249,69 @@ def load_hf_tokenizer(source: str | os.PathLike[str]) -> Any:
             )
         bare_bpe = ("tokenizer.json" not in present and all((path / f).is_file() for f in BPE_FILES)
                     and not (path / "tokenizer_config.json").is_file())
-        tok = _gpt2_bpe(path) if bare_bpe else AutoTokenizer.from_pretrained(str(path))
+        if bare_bpe:
+            tok = _gpt2_bpe(path)
+        else:
+            try:
+                tok = AutoTokenizer.from_pretrained(str(path))
+            except Exception as err:  # noqa: BLE001 - a damaged file is named, else re-raised in one line
+                _check_hf_tokenizer_files(path)
+                raise ValueError(f"cannot load the tokenizer in {path}: {type(err).__name__}: "
+                                 f"{_first_line(err)}") from err
     else:
         try:
             tok = AutoTokenizer.from_pretrained(str(source))
         except Exception as err:  # noqa: BLE001 - re-raised with the source named
-            raise ValueError(f"cannot load a tokenizer for {str(source)!r}: {type(err).__name__}: {err}") from err
+            raise ValueError(f"cannot load a tokenizer for {str(source)!r}: {type(err).__name__}: "
+                             f"{_first_line(err)}") from err
     check_usable_tokenizer(tok, str(source))
     return tok
+
+
+# JSON files transformers may read when it loads a tokenizer from a directory, and what each holds
+HF_TOKENIZER_JSON = {
+    "config.json": HF_CONFIG_SHAPE,
+    "tokenizer_config.json": "a JSON object (a Hugging Face tokenizer config)",
+    "special_tokens_map.json": "a JSON object (special token names → tokens)",
+    "added_tokens.json": "a JSON object (added tokens → ids)",
+    "tokenizer.json": "a JSON object (a tokenizers library tokenizer)",
+    "vocab.json": VOCAB_SHAPE,
+}
+
+
+def _check_hf_tokenizer_files(path: Path) -> None:
+    """ValueError naming the first tokenizer file in ``path`` that is not UTF-8, not JSON or not
+    a JSON object (called once transformers has failed, to say which file is at fault)."""
+    for name, expected in HF_TOKENIZER_JSON.items():
+        if (path / name).is_file():
+            read_json(path / name, expected)
+    if (path / "merges.txt").is_file():
+        _check_utf8(path / "merges.txt", "BPE merges (one pair of tokens a line)")
 
 
 def _gpt2_bpe(path: Path) -> Any:
     """vocab.json + merges.txt in ``path`` as a GPT2TokenizerFast. transformers 5 needs
     ``vocab=`` / ``merges=``: the old ``vocab_file=`` / ``merges_file=`` keywords are silently
-    ignored and give an empty tokenizer."""
+    ignored and give an empty tokenizer. Files the tokenizers library refuses raise ValueError
+    naming the file and line where we can tell, else the directory."""
     from transformers import GPT2TokenizerFast
 
-    return GPT2TokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+    try:
+        return GPT2TokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+    except Exception as err:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+        reason = _first_line(err)
+    read_vocab_json(path / "vocab.json")
+    _check_utf8(path / "merges.txt", "BPE merges (one pair of tokens a line)")
+    raise ValueError(f"{path}: not a readable BPE tokenizer ({' and '.join(BPE_FILES)}): {reason}")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _check_utf8(path: Path, expected: str) -> None:
+    decode_utf8(path, path.read_bytes(), expected)
 
 
 def load_tokenizer(kind: str, path: str | os.PathLike[str]) -> Any:

@@ -20,7 +20,8 @@ Files (all deterministic: the same arguments give byte-identical files):
     ``corpus.deep_labels.deep_stats``); the default's file is unchanged.
 
 Every file is written durably (``corpus.durable``): a reader sees the old file or the whole new
-one, and stats.json exists only once the others are on disk.
+one, and stats.json exists only once the others are on disk. ``progress(stage, done, total)``
+(optional) hears of each stage: "generating" and "writing" (sentences), then "stats".
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus.conllu_io import format_conllu
-from corpus.durable import atomic_write_text
+from corpus.conllu_io import serialize_sentence
+from corpus.durable import atomic_write_text, atomic_write_with
 from corpus.grammar import DEFAULT_GRAMMAR, Grammar
 from corpus.pcfg import compile_grammar
 from corpus.sampler import generate_sentences
@@ -48,6 +49,8 @@ from corpus.tokenizers import WordTokenizer
 SPLIT_NAMES = ("train", "val", "probe")
 VOCAB_FILE = "vocab.json"
 STATS_FILE = "stats.json"  # written last: a treebank directory holding it is complete
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+WRITE_CHUNK = 1000  # sentences encoded and written at a time
 
 
 def split_file(split: str) -> str:
@@ -96,27 +99,50 @@ def assign_splits(sentences: Sequence[Sentence], seed: int,
 
 
 def write_treebank(out_dir: str | os.PathLike[str], n_sentences: int = 50_000, seed: int = 0,
-                   grammar: Grammar = DEFAULT_GRAMMAR, split: SplitConfig = SplitConfig()) -> dict:
-    """Generate, split and write the treebank to ``out_dir``; returns the stats (= stats.json)."""
+                   grammar: Grammar = DEFAULT_GRAMMAR, split: SplitConfig = SplitConfig(),
+                   progress: Progress | None = None) -> dict:
+    """Generate, split and write the treebank to ``out_dir``; returns the stats (= stats.json).
+    ``progress``: see the module doc."""
     if not isinstance(n_sentences, int) or isinstance(n_sentences, bool) or n_sentences < 1:
         raise ValueError(f"n_sentences must be an int >= 1, got {n_sentences!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    sentences = generate_sentences(n_sentences, seed, grammar)
+    report = progress or (lambda stage, done, total: None)
+    sentences = generate_sentences(n_sentences, seed, grammar,
+                                   progress=lambda done: report("generating", done, n_sentences))
     splits = assign_splits(sentences, seed, split)
     empty = [name for name, sents in splits.items() if not sents]
     if empty:
         raise ValueError(f"{n_sentences} sentences leave split(s) {', '.join(empty)} empty: ask for more")
     out.mkdir(parents=True, exist_ok=True)
     (out / STATS_FILE).unlink(missing_ok=True)  # incomplete until the new one is written
+    written = 0
     for name in SPLIT_NAMES:
-        atomic_write_text(out / split_file(name), format_conllu(splits[name]))
+        written = _write_split(out / split_file(name), splits[name], written, n_sentences, report)
     tokenizer = WordTokenizer.from_words(grammar.vocabulary())
     tokenizer.save(out / VOCAB_FILE)  # durable: WordTokenizer.save writes through corpus.durable
+    report("stats", 0, 1)
     stats = treebank_stats(sentences, splits, seed, grammar, len(tokenizer), split)
     atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2) + "\n")
+    report("stats", 1, 1)
     return stats
+
+
+def _write_split(path: Path, sentences: Sequence[Sentence], written: int, total: int, report: Progress) -> int:
+    """One split's CoNLL-U (``format_conllu``'s bytes), written durably a chunk at a time so that
+    neither the whole text sits in memory nor the progress stalls; returns ``written`` + its size."""
+    def write(tmp: Path) -> None:
+        nonlocal written
+        with open(tmp, "wb") as handle:
+            for start in range(0, len(sentences), WRITE_CHUNK):
+                chunk = sentences[start:start + WRITE_CHUNK]
+                handle.write("".join(serialize_sentence(s) for s in chunk).encode("utf-8"))
+                written += len(chunk)
+                report("writing", written, total)
+
+    atomic_write_with(path, write)
+    return written
 
 
 def treebank_stats(sentences: Sequence[Sentence], splits: dict[str, list[Sentence]], seed: int,

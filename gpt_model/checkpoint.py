@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from corpus.durable import atomic_write_bytes, atomic_write_json, atomic_write_with, commit_dir
 from gpt_model.config import GPTConfig
 from gpt_model.distributed import DistInfo, barrier
-from gpt_model.finite import check_finite_weights, first_nonfinite
+from gpt_model.finite import NonFiniteWeightsError, check_finite_weights, first_nonfinite
 from gpt_model.model import GPT
 from gpt_model.rundir import CONFIG_FILE, WEIGHTS_FILE, RunDir
 
@@ -33,7 +33,7 @@ __all__ = [
     "CONFIG_FILE", "WEIGHTS_FILE", "STATE_FILE", "OPTIMIZER_FILE", "CHECKPOINT_FORMAT", "CheckpointError",
     "atomic_write_bytes", "atomic_write_json", "weights_state_dict", "save_weights", "load_weights",
     "read_config", "save_model", "load_model", "save_trainer_checkpoint", "load_trainer_checkpoint",
-    "last_finite_checkpoint",
+    "last_finite_checkpoint", "check_resume_config",
 ]
 
 STATE_FILE = "trainer_state.json"
@@ -133,7 +133,16 @@ def save_trainer_checkpoint(run: RunDir, step: int, *, model: GPT, optimizer: to
     """Write checkpoints/step_N: the main rank empties a hidden temporary directory, every rank
     adds its RNG state, the main rank adds weights, optimizer state, config.json and, last,
     trainer_state.json, then publishes it (replacing a checkpoint of the same step) and deletes
-    all but the newest `keep`. Every rank must call it."""
+    all but the newest `keep`. Every rank must call it.
+
+    Weights holding NaN/inf are never written: NonFiniteWeightsError naming the tensor, before
+    anything is touched (every rank holds the same weights, so every rank raises). So the newest
+    checkpoint is always finite and the rotation never deletes the last finite one."""
+    found = first_nonfinite(weights_state_dict(model).items())
+    if found is not None:
+        name, n_bad, numel = found
+        raise NonFiniteWeightsError(f"checkpoint of step {step} not written: weight {name!r} holds {n_bad} "
+                                    f"NaN/inf value(s) of {numel}")
     tmp = run.checkpoint_tmp_dir(step)
     if dist.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,11 +194,29 @@ def _read_trainer_state(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, config
 
 
-def _check_resumable(path: Path, state: dict[str, Any], config: dict[str, Any], *, model_config: dict[str, Any],
-                     train_config: dict[str, Any], world_size: int, data_fingerprint: str) -> None:
-    """CheckpointError naming every difference that would make the resumed run differ from the
-    one that wrote the checkpoint: model config, data order, training data."""
-    diff = _config_diff(config.get("model", {}), model_config)
+def check_resume_config(path: Path, *, model_config: dict[str, Any], train_config: dict[str, Any],
+                        data_config: dict[str, Any], world_size: int) -> None:
+    """Before any data work (generating a treebank, training a tokenizer): CheckpointError when
+    checkpoint `path` was written for another model shape, data order, data source or
+    tokenizer kind. The vocabulary size and the data themselves are checked when the checkpoint
+    is loaded, once the data are ready."""
+    state, config = _read_trainer_state(path)
+    ignore = {"vocab_size"}  # set from the tokenizer, which a resumed run reloads
+    _check_shape_and_order(path, state, config, world_size=world_size, train_config=train_config,
+                           model_config={k: v for k, v in model_config.items() if k not in ignore},
+                           theirs_model={k: v for k, v in config.get("model", {}).items() if k not in ignore})
+    theirs = config.get("data", {})
+    keys = ("source", "tokenizer")
+    diff = _config_diff({k: theirs.get(k) for k in keys}, {k: data_config.get(k) for k in keys})
+    if diff:
+        raise CheckpointError(f"{path} was written for other training data: " + "; ".join(
+            f"data.{d}" for d in diff))
+
+
+def _check_shape_and_order(path: Path, state: dict[str, Any], config: dict[str, Any], *,
+                           model_config: dict[str, Any], theirs_model: dict[str, Any],
+                           train_config: dict[str, Any], world_size: int) -> None:
+    diff = _config_diff(theirs_model, model_config)
     if diff:
         raise CheckpointError(f"{path} was written for another model config: " + "; ".join(diff))
     theirs = config.get("train", {})
@@ -200,6 +227,14 @@ def _check_resumable(path: Path, state: dict[str, Any], config: dict[str, Any], 
     if diff:
         raise CheckpointError(f"{path}: resuming needs the same data order as the run that wrote it; "
                               f"these differ: " + "; ".join(diff))
+
+
+def _check_resumable(path: Path, state: dict[str, Any], config: dict[str, Any], *, model_config: dict[str, Any],
+                     train_config: dict[str, Any], world_size: int, data_fingerprint: str) -> None:
+    """CheckpointError naming every difference that would make the resumed run differ from the
+    one that wrote the checkpoint: model config, data order, training data."""
+    _check_shape_and_order(path, state, config, model_config=model_config, theirs_model=config.get("model", {}),
+                           train_config=train_config, world_size=world_size)
     if state.get("data_fingerprint") != data_fingerprint:
         raise CheckpointError(f"{path}: the training data differs from the data of the run that wrote "
                               f"this checkpoint (fingerprint {state.get('data_fingerprint')} vs "

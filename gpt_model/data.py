@@ -33,6 +33,7 @@ from torch import Tensor
 from corpus import tokenizers
 from corpus.tokenizers import TOKENIZER_KINDS
 from gpt_model.rundir import TOKENIZER_DIR, RunDir, treebank_dir_of
+from corpus.textio import read_text_utf8
 
 IGNORE_INDEX = -100
 DATA_SOURCES = ("treebank", "text")
@@ -423,7 +424,7 @@ def _text_file_texts(cfg: DataConfig, seed: int) -> _Texts:
     path = Path(cfg.path)  # validated non-empty
     if not path.is_file():
         raise FileNotFoundError(f"no text file at {path}")
-    lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = [ln.split() for ln in read_text_utf8(path).splitlines() if ln.strip()]
     if len(lines) < 2:
         raise ValueError(f"{path}: need at least 2 non-empty lines (train and validation)")
     g = torch.Generator().manual_seed(seed)

@@ -16,9 +16,9 @@ Pickled `pytorch_model.bin` files are read only with `torch.load(weights_only=Tr
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from corpus.durable import atomic_write_text, atomic_write_with
+from corpus.textio import read_json
+from corpus.tokenizers import HF_CONFIG_SHAPE
 from gpt_model.config import GPTConfig
 from gpt_model.finite import check_finite_weights
 from gpt_model.model import GPT
@@ -40,6 +42,9 @@ IGNORED_KEY = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
+# torch's weights-only unpickler reads pickle protocol 2 (torch.save's default); it warns about
+# others before it (usually) refuses them: that warning is kept off the terminal, our refusal says it
+PROTOCOL_WARNING = "Detected pickle protocol"
 
 
 # ------------------------------------------------------------------ config mapping
@@ -188,9 +193,10 @@ def weight_files(directory: Path) -> list[Path]:
 
 
 def _shards(index: Path) -> list[str]:
+    data = read_json(index, "a JSON object with a 'weight_map' (a sharded weight index)")
     try:
-        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        return sorted(set(data["weight_map"].values()))
+    except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{index}: not a readable weight index ({type(err).__name__}: {err})") from None
 
 
@@ -206,16 +212,36 @@ def read_weight_file(path: Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError) as err:
             raise _unreadable(path, "safetensors", err) from None
     try:
-        # zip-format files are memory-mapped: checking one costs no copy of its tensors
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)
+            # zip-format files are memory-mapped: checking one costs no copy of its tensors
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
+        protocol = _pickle_protocol(path)
+        note = (f"; it uses pickle protocol {protocol}, which torch's weights-only loader does not read: "
+                f"save the weights as model.safetensors" if protocol is not None and protocol > 2 else "")
         raise ValueError(f"{path}: not a readable PyTorch weights file: refusing to unpickle anything but "
-                         f"tensors ({_unpickling_reason(err)})") from None
+                         f"tensors ({_unpickling_reason(err)}){note}") from None
     except (EOFError, OSError, RuntimeError, ValueError) as err:
         raise _unreadable(path, "PyTorch weights", err) from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     return state
+
+
+def _pickle_protocol(path: Path) -> int | None:
+    """The pickle protocol of a torch.save file (zip or legacy format), or None if unknown."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                head = archive.open(name).read(2) if name else b""
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(2)
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else None
 
 
 def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
@@ -259,11 +285,17 @@ def _read_weights(directory: Path) -> dict[str, Tensor]:
     return state
 
 
-def _read_directory(directory: Path) -> tuple[GPTConfig, dict[str, Tensor]]:
+def read_hf_config(directory: Path) -> dict[str, Any]:
+    """A Hugging Face directory's config.json as a dict; FileNotFoundError when missing, a
+    one-line ValueError naming the file (and line) when it is not UTF-8, not JSON or not an object."""
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"no config.json in {directory}: not a Hugging Face model directory")
-    cfg = config_from_hf(json.loads(config_path.read_text()))
+    return read_json(config_path, HF_CONFIG_SHAPE)
+
+
+def _read_directory(directory: Path) -> tuple[GPTConfig, dict[str, Tensor]]:
+    cfg = config_from_hf(read_hf_config(directory))
     return cfg, _read_weights(directory)
 
 
@@ -278,9 +310,10 @@ def _resolve_hub(name: str, revision: str | None, local_files_only: bool) -> Pat
     try:
         directory = fetch("config.json").parent
     except (OSError, EntryNotFoundError, ValueError) as err:
+        where = "in the Hugging Face cache" + ("" if local_files_only else " nor on the hub")
         raise FileNotFoundError(
-            f"{name!r} is neither a local directory nor a model found on the Hugging Face hub or in its "
-            f"cache (local_files_only={local_files_only}): {type(err).__name__}: {err}"
+            f"{name!r} is neither a local directory nor a model {where} ({hub_cache_dir()}): "
+            f"{type(err).__name__}: {_first_line(err)}"
         ) from err
     for filename in WEIGHT_FILES:
         try:
@@ -288,10 +321,39 @@ def _resolve_hub(name: str, revision: str | None, local_files_only: bool) -> Pat
         except EntryNotFoundError:
             continue
         if filename.endswith(".index.json"):
-            for shard in sorted(set(json.loads(path.read_text())["weight_map"].values())):
+            for shard in _shards(path):
                 fetch(shard)
         return directory
     raise FileNotFoundError(f"hub model {name!r} has no weights we read ({', '.join(WEIGHT_FILES)})")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def hub_cache_dir() -> str:
+    """The Hugging Face hub cache directory hub names are looked up in."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def is_hub_name(source: str | Path) -> bool:
+    """Whether ``source`` is spelled like a hub model name ("gpt2", "org/name")."""
+    return isinstance(source, str) and bool(HUB_ID.fullmatch(source)) and not source.startswith(".")
+
+
+def cached_hub_dir(name: str, revision: str | None = None) -> Path | None:
+    """The snapshot directory of hub model ``name`` in the local Hugging Face cache (the one
+    holding its config.json), or None when it is not there. Never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(name, "config.json", revision=revision)
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def _hf_model_parts(hf_model: nn.Module) -> tuple[GPTConfig, dict[str, Tensor]]:
@@ -320,8 +382,8 @@ def local_model_dir(source: str | Path, revision: str | None = None, local_files
         return path
     if path.exists():
         raise NotADirectoryError(f"{path} is a file: pass the directory holding config.json and the weights")
-    if isinstance(source, str) and HUB_ID.fullmatch(source) and not source.startswith("."):
-        return _resolve_hub(source, revision, local_files_only)
+    if is_hub_name(source):
+        return _resolve_hub(str(source), revision, local_files_only)
     raise FileNotFoundError(f"no such directory: {path}")
 
 

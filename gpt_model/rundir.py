@@ -12,7 +12,7 @@
         checkpoints/step_0000200/   model.safetensors, config.json, optimizer.pt, rng_rank*.pt, trainer_state.json
         checkpoints/.step_0000300.tmp/   a checkpoint being written (never listed)
         probes/<model-tag>/    results.json, report.md, results.csv, figures.html
-        .lock                  held (flock) by the one process writing the run
+        .lock                  while a process writes the run (flock on the directory itself): its PID
 
 Everything else (trainer, hooks, probes, dashboard, CLI) asks a ``RunDir`` instead of joining
 paths itself. Readers never take the lock; a writer takes it with ``RunDir.lock()``.
@@ -20,9 +20,9 @@ paths itself. Readers never take the lock; a writer takes it with ``RunDir.lock(
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -77,16 +77,22 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``RUN/.lock``, holding the owner's PID; released by ``release()``,
-    on leaving a ``with`` block, or by the kernel when the process exits (even on SIGKILL)."""
+    """An exclusive ``flock`` on the run directory itself, so that deleting ``RUN/.lock`` (a
+    user tidying up) cannot let a second writer in; ``RUN/.lock`` only holds the owner's PID,
+    while the lock is held, for the message a refused writer gets. Released by ``release()``
+    (which deletes ``RUN/.lock``), on leaving a ``with`` block, or by the kernel when the process
+    exits (even on SIGKILL, which leaves a stale ``.lock`` that nothing reads)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir)
+        self.pid_path = self.path / LOCK_FILE
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Create the run directory if needed and lock it; RunLockedError naming the holder's
+        PID when another process holds it, ValueError when the directory cannot be written."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -95,23 +101,36 @@ class RunLock:
                 raise
             holder = self.holder()
             who = f"process {holder}" if holder else "another process"
-            raise RunLockedError(f"{self.path.parent} is being written by {who}: wait for it to finish, "
+            raise RunLockedError(f"{self.path} is being written by {who}: wait for it to finish, "
                                  f"stop it, or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        try:
+            self._write_pid()
+        except OSError as err:
+            self.release()
+            raise ValueError(f"{self.path} is not writable ({err.strerror}): choose another --out") from None
         return self
 
-    def holder(self) -> int | None:
-        """The PID written by the process holding the lock (None if unreadable)."""
+    def _write_pid(self) -> None:
+        fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            text = self.path.read_text().strip()
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+    def holder(self) -> int | None:
+        """The PID written by the process holding the lock (None if unreadable or deleted)."""
+        try:
+            text = self.pid_path.read_text().strip()
         except OSError:
             return None
         return int(text) if text.isdigit() else None
 
     def release(self) -> None:
         if self._fd is not None:
+            # the PID file goes first, while no other writer can be writing its own
+            with contextlib.suppress(OSError):
+                self.pid_path.unlink(missing_ok=True)
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
@@ -194,10 +213,9 @@ class RunDir:
         """config.json as a dict; FileNotFoundError / ValueError naming the file."""
         if not self.config_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a run directory: no {CONFIG_FILE}")
-        try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.config_path}: invalid JSON ({err})") from err
+        from corpus.textio import read_json
+
+        return read_json(self.config_path, f"a JSON object (the run's {CONFIG_FILE})")
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -248,7 +266,7 @@ class RunDir:
     # ------------------------------------------------------------------ writing
     def lock(self) -> RunLock:
         """The run's write lock (not yet taken): ``with run.lock(): …`` or ``.acquire()``."""
-        return RunLock(self.lock_path)
+        return RunLock(self.path)
 
 
 def resolve_model_dir(spec: str | Path) -> Path | None:

@@ -22,29 +22,31 @@ import signal
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import torch
 from torch import nn
 
 from corpus.durable import atomic_write_json
-from gpt_model.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, last_finite_checkpoint, load_trainer_checkpoint,
-                                  save_model, save_trainer_checkpoint)
+from gpt_model.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, check_resume_config, last_finite_checkpoint,
+                                  load_trainer_checkpoint, save_model, save_trainer_checkpoint)
 from gpt_model.config import GPTConfig
 from gpt_model.data import BatchSampler, PackedDataset
 from gpt_model.distributed import (DistInfo, all_reduce_sum, barrier, device_for, env_dist_info, init_distributed,
                                    no_sync, wrap_model)
 from gpt_model.evaluate import loss_sums
+from gpt_model.finite import NonFiniteWeightsError
 from gpt_model.flops import flops_per_token, mfu, peak_bf16_flops
 from gpt_model.metrics import IntervalMeter, append_record, final_event, truncate_after
 from gpt_model.model import GPT
 from gpt_model.optim import LossSum, build_optimizer, param_groups
+from gpt_model.preflight import check_run_config, check_threads
 from gpt_model.progress import ProgressBar
 from gpt_model.run_config import RunConfig, TrainConfig, resolve_amp_dtype, resolve_device
-from gpt_model.run_writer import check_out_dir, lock_run_dir, resume_point
-from gpt_model.rundir import RunDir
+from gpt_model.run_writer import check_out_dir, discard_failed_start, first_missing_dir, lock_run_dir, resume_point
+from gpt_model.rundir import RunDir, treebank_dir_of
 from gpt_model.schedule import lr_at
-from gpt_model.signals import GracefulStop, exit_status
+from gpt_model.signals import GracefulStop, StoppedBySignal, exit_status
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "train", "LossSum", "RunConfig", "TrainConfig",
            "CheckpointError", "build_optimizer", "param_groups", "flops_per_token", "peak_bf16_flops"]
@@ -84,7 +86,9 @@ class Trainer:
     place), calls ``torch.set_num_threads(cfg.num_threads)`` when that is non-zero, and on CUDA
     ``torch.set_float32_matmul_precision("high")``. These stay in effect afterwards (the final
     evaluation in ``train`` runs under them, which keeps its numbers reproducible). ``fit``
-    installs SIGINT/SIGTERM handlers (main thread only) and restores the previous ones.
+    installs SIGINT/SIGTERM handlers (main thread only) and restores the previous ones: until
+    its first step finished a signal stops it at once (StoppedBySignal), afterwards the step in
+    progress finishes and is checkpointed first.
 
     `lock_held`: the caller already holds the run directory's write lock (``train`` does);
     otherwise ``fit`` takes it on the main rank for its duration.
@@ -108,6 +112,7 @@ class Trainer:
             torch.set_float32_matmul_precision("high")
         self.amp_dtype = resolve_amp_dtype(cfg.dtype, self.device)
         if cfg.num_threads:
+            check_threads(cfg.num_threads)
             torch.set_num_threads(cfg.num_threads)
         self.sampler = BatchSampler(len(train_data), cfg.batch_size, seed=cfg.seed,
                                     world_size=self.dist.world_size, rank=self.dist.rank,
@@ -155,7 +160,12 @@ class Trainer:
                 self._train_model = torch.compile(self._train_model)
             self._train_model = wrap_model(self._train_model, self.dist, self.device)
             with self._stop:
-                return self._loop(on_step)
+                start = self.step
+                try:
+                    return self._loop(on_step)
+                except StoppedBySignal as stop:
+                    self._stopped_at_once(stop, start)
+                    raise
         finally:
             if lock is not None:
                 lock.release()
@@ -170,6 +180,7 @@ class Trainer:
                 rec = self._train_step()
                 stop = rec.pop("stop")
                 self._count(rec, meter)
+                self._stop.deferring = True  # from now on a signal waits for the step and its checkpoint
                 log_now = self.step % cfg.log_interval == 0 or self.step == cfg.max_steps or rec["skipped"]
                 if log_now:
                     self._add_throughput(rec, meter, bar)
@@ -190,6 +201,7 @@ class Trainer:
                     break
         finally:
             bar.close()
+        self._stop.deferring = False  # nothing left to wait for: a signal now stops at once
         return self._finish(status, saved)
 
     def _train_step(self) -> dict[str, Any]:
@@ -298,12 +310,25 @@ class Trainer:
                            last_val_loss=self.last_val_loss,
                            stop_signal=self._stop.name if status == "interrupted" else None)
 
-    def _diverged(self) -> None:
+    def _stopped_at_once(self, stop: StoppedBySignal, start: int) -> None:
+        """Say what a signal that did not wait for a checkpoint left behind."""
+        latest = self.run.latest_checkpoint()
+        if self.step == start:
+            msg = f"stopped by {stop.name} before the first step finished: nothing new to save"
+        else:
+            msg = f"stopped by {stop.name} at step {self.step}"
+        msg += f"; the latest checkpoint is {latest}" if latest else "; no checkpoint was written"
+        if self.dist.is_main:
+            self._log({"event": "interrupted", "signal": stop.name, "step": self.step})
+            print(msg, file=sys.stderr, flush=True)
+
+    def _diverged(self, why: str | None = None) -> NoReturn:
         good = last_finite_checkpoint(self.run)
         where = (f"the last good checkpoint is {good} (resume from it with a lower lr, e.g. "
                  f"--set train.lr=...)" if good else "no checkpoint with finite weights was written yet")
-        msg = (f"training diverged: {self.consecutive_bad} consecutive steps (up to step {self.step}) had a "
-               f"non-finite loss or gradient and were skipped ({self.n_skipped} skipped in all); {where}")
+        why = why or (f"{self.consecutive_bad} consecutive steps (up to step {self.step}) had a non-finite loss "
+                      f"or gradient and were skipped")
+        msg = f"training diverged: {why} ({self.n_skipped} skipped in all); {where}"
         if self.dist.is_main:
             self._log({"event": "diverged", "step": self.step, "n_skipped": self.n_skipped, "message": msg})
         raise TrainingDiverged(msg)
@@ -338,10 +363,14 @@ class Trainer:
                 "data_fingerprint": self.data_fingerprint, "train_rows": len(self.train_data)}
 
     def save_checkpoint(self) -> Path:
-        """Write checkpoints/step_N (every rank calls it; gpt_model.checkpoint has the format)."""
-        return save_trainer_checkpoint(self.run, self.step, model=self.model, optimizer=self.optimizer,
-                                       config=self.run_config(), state=self.trainer_state(),
-                                       keep=self.cfg.keep_checkpoints, dist=self.dist, device=self.device)
+        """Write checkpoints/step_N (every rank calls it; gpt_model.checkpoint has the format).
+        Weights holding NaN/inf are not saved: the run stops as diverged (TrainingDiverged)."""
+        try:
+            return save_trainer_checkpoint(self.run, self.step, model=self.model, optimizer=self.optimizer,
+                                           config=self.run_config(), state=self.trainer_state(),
+                                           keep=self.cfg.keep_checkpoints, dist=self.dist, device=self.device)
+        except NonFiniteWeightsError as err:
+            self._diverged(str(err))
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore weights, optimizer, RNG and counters; CheckpointError on anything amiss."""
@@ -358,17 +387,42 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False,
           on_step: Callable[[Trainer, dict[str, Any]], None] | None = None,
           evaluate_at_end: bool = True) -> TrainResult:
     """Prepare the data (generating the treebank if needed), train, evaluate, write results.json,
-    holding the run directory's write lock throughout (rank 0)."""
+    holding the run directory's write lock throughout (rank 0). Paths, thread count and batch
+    size are checked before anything is written; a start that fails before training leaves no
+    run directory behind."""
     run = RunDir(out_dir)
     check_out_dir(run, resume)
     device = resolve_device(config.train.device)
+    check_run_config(config, run.path, device)
     info = init_distributed(device.type) if env_dist_info().enabled else DistInfo()
+    created = first_missing_dir(run.path)
     lock = lock_run_dir(run, info, device)
     try:
         return _train_locked(config, run, info, resume=resume, on_step=on_step, evaluate_at_end=evaluate_at_end)
+    except Exception:
+        if info.is_main:
+            discard_failed_start(run, created)
+        raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def _check_resume_before_data(config: RunConfig, run: RunDir, checkpoint: Path, world_size: int) -> None:
+    """CheckpointError when resuming from `checkpoint` cannot work, found before the data are
+    prepared: another model shape, data order, data source or tokenizer, or a treebank that
+    would have to be generated somewhere else than where the run's own is."""
+    check_resume_config(checkpoint, model_config=config.model.to_dict(), train_config=config.train.to_dict(),
+                        data_config=config.data.to_dict(), world_size=world_size)
+    if config.data.source != "treebank":
+        return
+    from corpus.treebank import is_complete_treebank
+
+    ours = treebank_dir_of(RunDir(checkpoint).read_config().get("data"), run.path)
+    wanted = treebank_dir_of(config.data.to_dict(), run.path)
+    if ours is not None and wanted.absolute() != ours.absolute() and not is_complete_treebank(wanted):
+        raise CheckpointError(f"{checkpoint}: the run trained on the treebank at {ours}; resuming would "
+                              f"generate a new one at {wanted} (pass --corpus {ours})")
 
 
 def _train_locked(config: RunConfig, run: RunDir, info: DistInfo, *, resume: bool, on_step: Callable | None,
@@ -376,7 +430,9 @@ def _train_locked(config: RunConfig, run: RunDir, info: DistInfo, *, resume: boo
     from gpt_model.data import prepare_data
     from gpt_model.evaluate import final_results
 
-    resume_point(run, resume)  # before generating data: a new run must not overwrite an old one
+    latest = resume_point(run, resume)  # before generating data: a new run must not overwrite an old one
+    if latest is not None:  # and a resume must fit its checkpoint before any data work
+        _check_resume_before_data(config, run, latest, info.world_size)
     bundle = prepare_data(config.data, run.path, config.model.context_len, seed=config.train.seed,
                           reuse_tokenizer=resume, is_main=info.is_main, wait=lambda: barrier(info))
     model_cfg = replace(config.model, vocab_size=len(bundle.tokenizer))

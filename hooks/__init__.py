@@ -34,7 +34,7 @@ from hooks.names import (
     select_hooks,
 )
 from hooks.spec import SPEC_HELP, Spec, parse_spec
-from hooks.store import ActivationStore, CorpusSource
+from hooks.store import ActivationStore, CorpusSource, DamagedStoreError, StaleStoreError
 from hooks.tokenize import (
     Encoding,
     HFTokenizerAdapter,
@@ -55,6 +55,8 @@ __all__ = [
     "BridgeBackend",
     "NNsightBackend",
     "ModelInfo",
+    "StaleStoreError",
+    "DamagedStoreError",
     "SentenceRun",
     "lock_for",
     "Encoding",

@@ -8,6 +8,9 @@ reads them.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 
 from gpt_model.finite import check_finite_weights
+from gpt_model.gpt2_weights import check_weight_files, load_gpt2, read_hf_config, weight_files
 from gpt_model.rundir import locate
 from hooks.backends import Backend, BridgeBackend, NativeBackend, NNsightBackend
 from hooks.spec import SPEC_HELP, Spec, parse_spec
@@ -63,35 +67,78 @@ def _load_native(spec: Spec, tokenizer: Any, device: Any, dtype: torch.dtype | N
 
 def _load_hf(spec: Spec, tokenizer: Any, device: Any, dtype: torch.dtype | None, name: str | None,
              allow_nonfinite: bool) -> Backend:
-    """gpt2:, tl: and nnsight: specs: a Hugging Face directory or cached hub name."""
-    source, label = spec.source, name or f"{spec.kind}:{Path(spec.source).name or spec.source}"
-    tok = tokenizer if tokenizer is not None else load_hf_tokenizer(source)
-    adapter = as_adapter(tok)
-    hf_tok = adapter.tokenizer if isinstance(adapter, HFTokenizerAdapter) else tok
-    if spec.kind == "gpt2":
-        from gpt_model.gpt2_weights import load_gpt2
+    """gpt2:, tl: and nnsight: specs: a Hugging Face directory or cached hub name. The directory
+    is checked (config.json, weight files) before any library reads it, and every library is
+    given the directory, so nothing is downloaded."""
+    directory = _checked_hf_dir(spec)
+    source, label = str(directory), name or f"{spec.kind}:{Path(spec.source).name or spec.source}"
+    with _no_transformers_progress_bars():
+        tok = tokenizer if tokenizer is not None else load_hf_tokenizer(directory)
+        adapter = as_adapter(tok)
+        hf_tok = adapter.tokenizer if isinstance(adapter, HFTokenizerAdapter) else tok
+        if spec.kind == "gpt2":
+            model = load_gpt2(directory, device=device, dtype=dtype, allow_nonfinite=allow_nonfinite)
+            return NativeBackend(model, adapter, name=label, source=str(spec))
+        check_weight_files(directory)
+        if spec.kind == "tl":
+            from transformer_lens import TransformerBridge
 
-        model = load_gpt2(source, device=device, dtype=dtype, allow_nonfinite=allow_nonfinite)
-        return NativeBackend(model, adapter, name=label, source=str(spec))
-    _check_weight_files(source)
-    if spec.kind == "tl":
-        from transformer_lens import TransformerBridge
+            _check_bridge_supports(spec, source)
+            bridge = TransformerBridge.boot_transformers(source, tokenizer=hf_tok, device=device,
+                                                         dtype=dtype or torch.float32)
+            check_finite_weights(_bridge_tensors(bridge), str(spec), allow_nonfinite=allow_nonfinite)
+            return BridgeBackend(bridge, adapter, name=label, source=str(spec))
+        import nnsight
 
-        _check_bridge_supports(source)
-        bridge = TransformerBridge.boot_transformers(source, tokenizer=hf_tok, device=device,
-                                                     dtype=dtype or torch.float32)
-        check_finite_weights(_bridge_tensors(bridge), str(spec), allow_nonfinite=allow_nonfinite)
-        return BridgeBackend(bridge, adapter, name=label, source=str(spec))
-    import nnsight
-
-    model = nnsight.TransformersModel(source, dispatch=True, tokenizer=hf_tok, task="text-generation",
-                                      attn_implementation="eager", dtype=dtype or torch.float32)
-    check_finite_weights(model._module, str(spec), allow_nonfinite=allow_nonfinite)
-    model._module.to(device)
-    return NNsightBackend(model, adapter, name=label, source=str(spec))
+        model = nnsight.TransformersModel(source, dispatch=True, tokenizer=hf_tok, task="text-generation",
+                                          attn_implementation="eager", dtype=dtype or torch.float32)
+        check_finite_weights(model._module, str(spec), allow_nonfinite=allow_nonfinite)
+        model._module.to(device)
+        return NNsightBackend(model, adapter, name=label, source=str(spec))
 
 
-def _check_bridge_supports(source: str) -> None:
+def _checked_hf_dir(spec: Spec) -> Path:
+    """The spec's directory, holding a readable config.json (a JSON object) and weight files:
+    one line naming the spec and what is missing otherwise (the libraries' own errors are
+    tracebacks, or several lines of advice about the hub)."""
+    directory = spec.hf_dir()
+    try:
+        read_hf_config(directory)
+        weight_files(directory)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{spec}: {err}") from None
+    return directory
+
+
+_BARS_LOCK = threading.Lock()
+_bars = {"loading": 0, "transformers_on": True, "hub_off": False}  # loads under way; settings to restore
+
+
+@contextmanager
+def _no_transformers_progress_bars() -> Iterator[None]:
+    """Switch off transformers' own progress bars (its "Loading weights" bar, printed even under
+    --quiet) while a model loads, and restore the setting afterwards. Loads may overlap (the
+    dashboard loads in threads): the setting is restored when the last one ends."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    with _BARS_LOCK:
+        if _bars["loading"] == 0:
+            _bars.update(transformers_on=hf_logging.is_progress_bar_enabled(), hub_off=are_progress_bars_disabled())
+            hf_logging.disable_progress_bar()
+        _bars["loading"] += 1
+    try:
+        yield
+    finally:
+        with _BARS_LOCK:
+            _bars["loading"] -= 1
+            if _bars["loading"] == 0 and _bars["transformers_on"]:
+                hf_logging.enable_progress_bar()  # switches the hub's bars on too: put them back as they were
+                if _bars["hub_off"]:
+                    disable_progress_bars()
+
+
+def _check_bridge_supports(spec: Spec, source: str) -> None:
     """Refuse, in one line naming the architecture, a model TransformerBridge has no adapter for
     (its own error lists all ~160 architectures it knows and does not say what to do)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -114,8 +161,8 @@ def _check_bridge_supports(source: str) -> None:
             tl_version = version("transformer-lens")
         except PackageNotFoundError:  # pragma: no cover
             tl_version = "?"
-        raise ValueError(f"tl:{source}: TransformerBridge (transformer-lens {tl_version}) does not support the "
-                         f"architecture {names}; load it with nnsight:{source} instead") from None
+        raise ValueError(f"{spec}: TransformerBridge (transformer-lens {tl_version}) does not support the "
+                         f"architecture {names}; load it with nnsight:{spec.source} instead") from None
 
 
 def _bridge_tensors(bridge: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -123,18 +170,6 @@ def _bridge_tensors(bridge: nn.Module) -> list[tuple[str, torch.Tensor]]:
     it adapts as ``._original_component``)."""
     return [(n.replace("._original_component", ""), t)
             for n, t in [*bridge.named_parameters(), *bridge.named_buffers()]]
-
-
-def _check_weight_files(source: str) -> None:
-    """Refuse unreadable or unsafe weight files before TransformerLens or nnsight reads them
-    (their own errors are tracebacks that advise weights_only=False)."""
-    from gpt_model.gpt2_weights import check_weight_files, local_model_dir
-
-    try:
-        directory = local_model_dir(source, local_files_only=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return  # not on disk: the library reports it
-    check_weight_files(directory)
 
 
 def _from_object(obj: Any, tokenizer: Any, name: str | None, allow_nonfinite: bool) -> Backend:

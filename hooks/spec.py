@@ -13,8 +13,8 @@ spelling               kind      what it names
 =====================  ========  ==============================================================
 
 SOURCE is a Hugging Face model directory (with its tokenizer) or a hub name already in the local
-cache (nothing is downloaded). A string whose prefix before ``:`` is not one of these kinds is a
-path (so ``C:\\models`` or ``my:run`` stay paths).
+cache (nothing is downloaded; ``Spec.hf_dir()`` resolves it). A string whose prefix before ``:``
+is not one of these kinds is a path (so ``C:\\models`` or ``my:run`` stay paths).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gpt_model.rundir import RunDir, resolve_model_dir
 KINDS = ("native", "gpt2", "tl", "nnsight")
 ALIASES = {"run": "native"}
 SPEC_HELP = "runs/NAME, a checkpoint directory, gpt2:DIR, tl:DIR or nnsight:DIR"
+HF_DIR_FILES = "config.json, the weights (model.safetensors or pytorch_model.bin) and the tokenizer files"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,30 @@ class Spec:
     def run_dir(self) -> RunDir | None:
         """The run behind a native spec (a checkpoint → its run), or None."""
         return RunDir.find(self.source) if self.is_native else None
+
+    def hf_dir(self) -> Path:
+        """The Hugging Face model directory of a gpt2:/tl:/nnsight: spec: SOURCE itself, or a hub
+        name's snapshot in the local Hugging Face cache (nothing is downloaded). One-line
+        FileNotFoundError / ValueError naming the spec, the path and what was looked for."""
+        from gpt_model.gpt2_weights import cached_hub_dir, hub_cache_dir, is_hub_name
+
+        if self.is_native:
+            raise ValueError(f"{self} is a native spec, not a Hugging Face model (specs: {SPEC_HELP})")
+        path = Path(self.source).expanduser()
+        if path.is_dir():
+            return path
+        if path.exists():
+            raise ValueError(f"{self}: {path} is a file: expected a directory holding {HF_DIR_FILES}")
+        if is_hub_name(self.source):
+            cached = cached_hub_dir(self.source)
+            if cached is not None:
+                return cached
+            raise FileNotFoundError(
+                f"{self}: no such directory {path.absolute()}, and no hub model {self.source!r} in the Hugging "
+                f"Face cache ({hub_cache_dir()}): expected a directory holding {HF_DIR_FILES}, or the name of "
+                f"a model already downloaded (nothing is downloaded here)"
+            )
+        raise FileNotFoundError(f"{self}: no such directory {path}: expected a directory holding {HF_DIR_FILES}")
 
 
 def parse_spec(spec: str | Path | Spec) -> Spec:

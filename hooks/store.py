@@ -8,7 +8,8 @@ kept on disk as memory-mapped arrays.
 
 On disk (one directory):
 
-    index.json               model, hook names, dtype, shapes, segments, progress (see below)
+    index.json               model and its fingerprint, hook names, dtype, shapes, segments,
+                             progress (see below)
     sentence_offsets.npy     int64 [n_sentences + 1]: sentence i's words are rows [o[i], o[i+1])
     <hook name>.bin          raw little-endian float16/float32, C order, shape in index.json;
                              open with numpy.memmap(path, dtype, mode="r", shape=shape)
@@ -21,6 +22,12 @@ index.json (atomically) only after the batch's data is written and fsync'ed, so 
 extraction resumes from the last committed batch; batches always start at the same sentences,
 so the resumed files are byte-identical to an uninterrupted run's. `append` adds another corpus
 as a new segment (the files grow; existing rows stay).
+
+A store is only ever resumed, appended to or reused for the model it was built from: index.json
+records the model's fingerprint (``hooks.fingerprint``: its weights and its tokenizer), and
+``build``/``append`` with a backend whose fingerprint differs raise ``StaleStoreError`` naming
+what differs, or, with ``rebuild=True`` (``build`` only), replace the store. A store written
+before fingerprints were recorded (version 1) is read as it is but never reused for building.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ import torch
 from torch import Tensor
 
 from corpus.durable import atomic_write_bytes, atomic_write_json
+from corpus.textio import read_json
 from hooks.backends import Backend
+from hooks.fingerprint import fingerprint_diff, model_fingerprint
 from hooks.info import upgrade_info
 from hooks.names import is_pairwise, resid_name
 from hooks.tokenize import Encoding
@@ -47,11 +56,25 @@ from hooks.tokenize import Encoding
 INDEX = "index.json"
 OFFSETS = "sentence_offsets.npy"
 FORMAT = "stratascope.activation_store"
-VERSION = 1
+VERSION = 2  # 2: the model's fingerprint is recorded
+READABLE_VERSIONS = (1, 2)
 DTYPES = {"float16": (np.float16, torch.float16), "float32": (np.float32, torch.float32)}
 POSITIONS = ("last", "first", "mean")
 # what must match between a store and a backend/corpus resuming or appending to it
 MODEL_KEYS = ("name", "backend", "n_layer", "n_head", "d_model", "vocab_size")
+# what every index.json holds (checked on opening, so a damaged one is named as such)
+INDEX_KEYS = ("model", "names", "files", "shapes", "dtype", "position", "batch_size", "n_sentences", "n_words",
+              "segments", "done_sentences", "done_words")
+
+
+class StaleStoreError(ValueError):
+    """An existing store was built from another model (weights, tokenizer, shape) or corpus than
+    the one asked for: reusing it would probe the wrong activations."""
+
+
+class DamagedStoreError(ValueError):
+    """A store's files are unreadable or shorter than its index says (a crash, a disk error, a
+    hand edit): the store must be deleted or rebuilt."""
 
 
 # ----------------------------------------------------------------------------- corpus sources
@@ -110,6 +133,19 @@ class CorpusSource:
         return str(self.path) if self.path is not None else f"<{len(self.items)} sentences in memory>"
 
 
+def _add_sentence(digest: Any, words: list[str]) -> None:
+    digest.update("\x1f".join(words).encode())
+    digest.update(b"\x1e")
+
+
+def corpus_fingerprint(corpus: Any) -> str:
+    """The fingerprint of a corpus's words that a store's segment records (``segments[i].fingerprint``)."""
+    digest = hashlib.sha256()
+    for words in CorpusSource(corpus):
+        _add_sentence(digest, words)
+    return digest.hexdigest()
+
+
 def _scan(backend: Backend, source: CorpusSource, chunk: int = 256) -> tuple[np.ndarray, str]:
     """First pass: words per sentence and a fingerprint of the words; every sentence's token
     count is checked against the context so an over-long one fails before any work is done."""
@@ -137,8 +173,7 @@ def _scan(backend: Backend, source: CorpusSource, chunk: int = 256) -> tuple[np.
     pending: list[list[str]] = []
     for words in source:
         counts.append(len(words))
-        digest.update("\x1f".join(words).encode())
-        digest.update(b"\x1e")
+        _add_sentence(digest, words)
         pending.append(words)
         if len(pending) == chunk:
             check(len(counts) - len(pending), pending)
@@ -238,11 +273,18 @@ class ActivationStore:
         index_path = self.path / INDEX
         if not index_path.is_file():
             raise FileNotFoundError(f"no activation store at {self.path} (no {INDEX})")
-        self.index: dict[str, Any] = json.loads(index_path.read_text())
-        if self.index.get("format") != FORMAT:
+        try:
+            self.index: dict[str, Any] = read_json(index_path, "an activation store index (a JSON object)", object)
+        except ValueError as err:  # not UTF-8, not JSON: "PATH:LINE:COL: …"
+            raise self._damaged(str(err).replace(f"{index_path}:", f"{INDEX}:", 1)) from None
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
             raise ValueError(f"{index_path} is not an activation store index")
-        if self.index.get("version") != VERSION:
-            raise ValueError(f"{index_path}: store version {self.index.get('version')}, this code reads {VERSION}")
+        if self.index.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"{index_path}: store version {self.index.get('version')}, this code reads "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
+        missing = [key for key in INDEX_KEYS if key not in self.index]
+        if missing:
+            raise self._damaged(f"{INDEX} lacks {', '.join(missing)}")
 
     # -- description ----------------------------------------------------------
     @property
@@ -270,13 +312,36 @@ class ActivationStore:
         return self.index["done_sentences"] == self.n_sentences
 
     @property
+    def fingerprint(self) -> dict[str, str] | None:
+        """The fingerprint of the model the store was built from (``hooks.fingerprint``), or None
+        for a store written before fingerprints were recorded."""
+        fp = self.index.get("fingerprint")
+        return dict(fp) if isinstance(fp, dict) else None
+
+    @property
     def sentence_offsets(self) -> np.ndarray:
         """int64 [n_sentences + 1]: sentence i's words are rows offsets[i]:offsets[i + 1]."""
-        offsets = np.load(self.path / OFFSETS, mmap_mode="r")
-        return np.asarray(offsets[: self.n_sentences + 1])
+        return np.asarray(self._offsets()[: self.n_sentences + 1])
+
+    def _offsets(self) -> np.ndarray:
+        path = self.path / OFFSETS
+        try:
+            offsets = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise self._damaged(f"{OFFSETS} is missing") from None
+        except (ValueError, OSError, EOFError) as err:
+            raise self._damaged(f"{OFFSETS} is unreadable ({err})") from None
+        if offsets.ndim != 1 or len(offsets) < self.n_sentences + 1:
+            raise self._damaged(f"{OFFSETS} holds {len(offsets)} offsets, not {self.n_sentences + 1}")
+        return offsets
+
+    def _damaged(self, what: str) -> DamagedStoreError:
+        return DamagedStoreError(
+            f"activation store {self.path} is damaged: {what}; delete the directory, or rebuild it "
+            f"(stratascope probe … --force, or ActivationStore.build(…, rebuild=True))")
 
     def sentence_rows(self, i: int) -> slice:
-        offsets = np.load(self.path / OFFSETS, mmap_mode="r")
+        offsets = self._offsets()
         if not 0 <= i < self.n_sentences:
             raise IndexError(f"sentence {i} outside [0, {self.n_sentences})")
         return slice(int(offsets[i]), int(offsets[i + 1]))
@@ -315,7 +380,16 @@ class ActivationStore:
         shape = (rows, *self.index["shapes"][name])
         if rows == 0:
             return np.zeros(shape, dtype=self.dtype)  # np.memmap refuses empty mappings
-        return np.memmap(self.path / self.index["files"][name], dtype=self.dtype, mode="r", shape=shape)
+        path = self.path / self.index["files"][name]
+        need = rows * self._row_bytes(name)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise self._damaged(f"{path.name} ({name}) is missing") from None
+        if size < need:
+            raise self._damaged(f"{path.name} ({name}) has {size:,} bytes, its {rows:,} rows of "
+                                f"{self.index['shapes'][name]} {self.index['dtype']} need {need:,} (truncated?)")
+        return np.memmap(path, dtype=self.dtype, mode="r", shape=shape)
 
     def layer(self, layer: int, **kwargs: Any) -> np.memmap:
         """Residual-stream layer `layer` (0 = embeddings)."""
@@ -337,6 +411,7 @@ class ActivationStore:
         commit_interval: float = 1.0,
         progress: Callable[[int, int], None] | None = None,
         window: int = WINDOW_BATCHES,
+        rebuild: bool = False,
     ) -> "ActivationStore":
         """Extract `names` (default: the residual stream after every block, embeddings first)
         of `corpus` (a CoNLL-U path or a list of sentences) into a store at `path`; if a store
@@ -349,6 +424,10 @@ class ActivationStore:
         `commit_interval` seconds after the last commit (0: after every window) and at the end;
         durable: fsync the data before each commit. progress(done, total)
         is called after each commit.
+
+        A store already at `path` that was built from another model (its fingerprint: weights or
+        tokenizer; or its shape), hooks, dtype, position or corpus raises ``StaleStoreError``
+        naming what differs; with ``rebuild=True`` it is deleted and built anew.
         """
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -368,16 +447,22 @@ class ActivationStore:
         segment = {"source": source.describe(), "fingerprint": fingerprint,
                    "n_sentences": len(counts), "n_words": int(counts.sum())}
         if (path / INDEX).is_file():
-            store = cls(path)
-            store._check_compatible(backend, chosen, dtype, position)
-            first = store.index["segments"][0]
-            if (first["fingerprint"], first["n_sentences"]) != (fingerprint, len(counts)):
-                raise ValueError(
-                    f"store {path} was built from another corpus ({first['source']}, {first['n_sentences']} "
-                    f"sentences): use another directory, or append() to add sentences"
-                )
-            store._extract(backend, source, 0, durable, commit_interval, progress, window)
-            return store
+            try:
+                store = cls(path)
+                store._check_compatible(backend, chosen, dtype, position)
+                first = store.index["segments"][0]
+                if (first["fingerprint"], first["n_sentences"]) != (fingerprint, len(counts)):
+                    raise StaleStoreError(
+                        f"store {path} was built from another corpus ({first['source']}, {first['n_sentences']} "
+                        f"sentences): use another directory, or append() to add sentences"
+                    )
+            except (StaleStoreError, DamagedStoreError):
+                if not rebuild:
+                    raise
+                cls._remove(path)
+            else:
+                store._extract(backend, source, 0, durable, commit_interval, progress, window)
+                return store
         store = cls._create(path, backend, chosen, counts, segment, dtype, position, batch_size)
         store._extract(backend, source, 0, durable, commit_interval, progress, window)
         return store
@@ -429,6 +514,7 @@ class ActivationStore:
             "format": FORMAT,
             "version": VERSION,
             "model": backend.metadata.to_dict(),
+            "fingerprint": model_fingerprint(backend),
             "names": names,
             "files": {n: _file_name(n) for n in names},
             "shapes": {n: list(shapes[n]) for n in names},
@@ -453,15 +539,44 @@ class ActivationStore:
         _, acts = backend.forward_tokens(ids, names, logits=False)
         return {n: tuple(acts[n].shape[2:]) for n in names}
 
-    def _check_compatible(self, backend: Backend, names: list[str], dtype: str, position: str) -> None:
+    def check_model(self, backend: Backend) -> None:
+        """StaleStoreError when this store was not built from ``backend``'s model: another shape
+        or backend, other weights or another tokenizer (``hooks.fingerprint``), or no recorded
+        fingerprint at all (a store written by an older version)."""
         have = {k: self.model.get(k) for k in MODEL_KEYS}
         want = {k: backend.metadata.to_dict().get(k) for k in MODEL_KEYS}
         if have != want:
-            raise ValueError(f"store {self.path} was built with model {have}, not {want}")
+            raise StaleStoreError(f"store {self.path} was built with model {have}, not {want}: use another "
+                                  f"directory, or rebuild it")
+        differs = fingerprint_diff(self.fingerprint, model_fingerprint(backend))
+        if differs:
+            built_from = self.model.get("source")
+            why = ("it records no fingerprint (written by an older stratascope)" if self.fingerprint is None
+                   else f"it was built from another model ({'; '.join(differs)}; built from {built_from})")
+            raise StaleStoreError(f"store {self.path} cannot be reused for {backend.metadata.source}: {why}; use "
+                                  f"another directory, or rebuild it (stratascope probe … --force, or "
+                                  f"ActivationStore.build(…, rebuild=True))")
+
+    def _check_compatible(self, backend: Backend, names: list[str], dtype: str, position: str) -> None:
+        self.check_model(backend)
         for what, stored, given in (("hooks", self.index["names"], list(names)), ("dtype", self.index["dtype"], dtype),
                                     ("position", self.index["position"], position)):
             if stored != given:
-                raise ValueError(f"store {self.path} holds {what} {stored}, not {given}: use another directory")
+                raise StaleStoreError(f"store {self.path} holds {what} {stored}, not {given}: use another directory")
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        """Delete a store's own files (index first, so a crash leaves no index over missing data);
+        other files in the directory are left alone."""
+        files: list[str] = []
+        try:
+            index = json.loads((path / INDEX).read_text())
+            files = list(index.get("files", {}).values()) if isinstance(index, dict) else []
+        except (OSError, ValueError):
+            pass
+        for name in [INDEX, OFFSETS, *files]:
+            if Path(name).name == name and name not in ("", ".", ".."):  # never outside the directory
+                (path / name).unlink(missing_ok=True)
 
     def _row_bytes(self, name: str) -> int:
         return int(np.prod(self.index["shapes"][name], dtype=np.int64)) * self.dtype.itemsize

@@ -161,7 +161,9 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
     Returns {"holds": bool | None, "p_order": fraction of resamples with early < middle < late,
     "levels": {level: {"mean", "ci", "tasks"}}, "pairs": [{"lower", "upper", "p_in_order",
     "difference", "difference_ci", "ok"}], "failing": [...], "message": str}. ``holds`` is None
-    when a level has no task with a defined expected layer.
+    when a level has no task with a defined expected layer, or when no resample gives every
+    level one (no fraction can be computed, e.g. with no resamples at all); a pair is reported
+    only when some resample defines both of its levels.
     """
     point = _level_means({t: np.asarray(v) for t, v in expected.items()}, levels)
     boot = _level_means(expected_boot, levels)
@@ -178,7 +180,9 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
     for lower, upper in pairs:
         diff = boot[upper] - boot[lower]
         valid = np.isfinite(diff)
-        p = float((diff[valid] > 0).mean()) if valid.any() else float("nan")
+        if not valid.any():
+            continue
+        p = float((diff[valid] > 0).mean())
         ci = interval(diff)
         pair = {"lower": lower, "upper": upper, "p_in_order": p,
                 "difference": _f(point[upper] - point[lower]), "difference_ci": [_f(ci[0]), _f(ci[1])],
@@ -194,7 +198,11 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
         return out
     e, m, l_ = boot["early"], boot["middle"], boot["late"]
     valid = np.isfinite(e) & np.isfinite(m) & np.isfinite(l_)
-    p_order = float(((e < m) & (m < l_))[valid].mean()) if valid.any() else float("nan")
+    if not valid.any():
+        out.update(holds=None, p_order=None, message=f"{VERDICT_STATUS[None]}: no bootstrap resample to test the "
+                                                     f"order ({len(valid)} resamples)")
+        return out
+    p_order = float(((e < m) & (m < l_))[valid].mean())
     holds = bool(p_order >= threshold)
     out.update(holds=holds, p_order=p_order)
     means = ", ".join(f"{lv} {point[lv]:.2f}" for lv in LEVEL_ORDER)

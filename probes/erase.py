@@ -20,14 +20,15 @@ For each concept (a categorical probing task) and each residual layer ℓ = 0..n
 
 Every number carries a 95 % interval from one sentence bootstrap of the held-out sentences
 (``probes.metrics.Bootstrap``, the probes' own resamples). The result is the ``erasure`` dict of
-a model in results.json (schema in docs/probes.md), with a one-line reading per concept.
+a model in results.json (schema in docs/probes.md), with a one-line reading per concept. Fewer
+than ``MIN_INTERVAL_SENTENCES`` held-out sentences are too few to resample: ``erase`` logs a
+warning and the reading says on how many sentences its interval rests.
 ``erase_concept`` is the engine for one concept with a pluggable behaviour (the planted-model
 test uses it).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,20 +41,26 @@ from torch import Tensor
 from probes.config import ProbeConfig
 from probes.erase_behaviour import Behaviour, LMBehaviour, Measure, check_erasable, edited_forward
 from probes.erase_fit import METHODS, Eraser, fit_inlp, fit_leace, probe_after_erasure, random_eraser
-from probes.erase_summary import clean_summary, layer_entries, reading
+from probes.erase_summary import MIN_INTERVAL_SENTENCES, clean_summary, layer_entries, reading, units_measured
 from probes.metrics import Bootstrap
+from probes.progress import Progress
 from probes.results import number
 from probes.strategy import TaskSplit
 from probes.suite import split_sentences
 from probes.tasks import Task, label_task, resolve_tasks
 
 __all__ = ["erase", "erase_concept", "ErasureSettings", "ConceptData", "concept_tasks", "concept_data",
-           "minimal_pairs_for", "AGREEMENT_CONCEPTS", "METHODS", "SITE"]
+           "minimal_pairs_for", "AGREEMENT_CONCEPTS", "METHODS", "SITE", "DEFAULT_RANDOM_DRAWS", "MAX_RANDOM_DRAWS"]
 
 SITE = "resid"
 # Concepts whose behaviour is agreement: their reading reports the minimal pairs; the others' the loss.
 AGREEMENT_CONCEPTS = frozenset({"subject_number", "subject_number_next"})
 PAIR_SOURCES = ("auto", "grammar", "corpus")
+DEFAULT_RANDOM_DRAWS = 5
+# Each draw costs a forward pass over the held-out sentences per layer and concept, and the probes
+# refitted after every draw of a layer are fitted (and held in memory) together; past a hundred
+# draws the control's mean moves far less than its bootstrap interval.
+MAX_RANDOM_DRAWS = 100
 Log = Callable[[str], None]
 
 
@@ -66,7 +73,7 @@ class ErasureSettings:
     tolerance of the majority baseline on the validation words."""
 
     method: str = "leace"
-    n_random: int = 5
+    n_random: int = DEFAULT_RANDOM_DRAWS
     seed: int = 0
     n_bootstrap: int = 1000
     ci_level: float = 0.95
@@ -85,6 +92,8 @@ class ErasureSettings:
             raise ValueError(f"erasure method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.n_random < 1:
             raise ValueError(f"the random-subspace control needs at least 1 draw, got {self.n_random}")
+        if self.n_random > MAX_RANDOM_DRAWS:
+            raise ValueError(f"the random-subspace control takes at most {MAX_RANDOM_DRAWS} draws, got {self.n_random}")
         if self.inlp_rounds < 1:
             raise ValueError(f"inlp_rounds must be >= 1, got {self.inlp_rounds}")
 
@@ -164,7 +173,7 @@ def minimal_pairs_for(held_out: Sequence[Any], sentences: Sequence[Any], source:
 
 # ----------------------------------------------------------------------------- the engine
 def erase(model: Any, sentences: Sequence[Any], concepts: Sequence[Task | str] | str,
-          config: ProbeConfig | None = None, *, method: str = "leace", n_random: int = 5,
+          config: ProbeConfig | None = None, *, method: str = "leace", n_random: int = DEFAULT_RANDOM_DRAWS,
           features: Any = None, minimal_pairs: str = "auto", behaviour: Behaviour | None = None,
           inlp_rounds: int = 100, batch_size: int = 32, progress: bool = False, log: Log | None = None
           ) -> dict[str, Any]:
@@ -200,6 +209,9 @@ def erase(model: Any, sentences: Sequence[Any], concepts: Sequence[Task | str] |
     test_pos = np.full(len(sentences), -1, dtype=np.int64)
     test_pos[test_ids] = np.arange(len(test_ids))
     held_out = [sentences[i] for i in test_ids]
+    if len(held_out) < MIN_INTERVAL_SENTENCES:
+        log(f"warning: erasure is measured on {len(held_out)} held-out sentence(s), too few to resample: its "
+            f"intervals need at least {MIN_INTERVAL_SENTENCES} to mean anything; give it more sentences")
     boot = Bootstrap(len(held_out), settings.n_bootstrap, seed=settings.seed)
     t0 = time.perf_counter()
     if behaviour is None:
@@ -229,26 +241,34 @@ def erase_concept(model: Any, behaviour: Behaviour, data: ConceptData, clean: di
     reading reports, "agreement" or "loss" (None: agreement for ``AGREEMENT_CONCEPTS``); the
     behaviour's ``agreement_label`` (default "attractor agreement") names the first."""
     t0 = time.perf_counter()
-    erasers = _fit_erasers(data, settings)
-    n_layers = len(erasers)
-    conditions = [[e] + [random_eraser(e.mean, e.rank, (settings.seed, l, j)) for j in range(settings.n_random)]
-                  for l, e in enumerate(erasers)]
-    sample = _sample(len(data.y_train), settings.probe_max_words, settings.seed).to(data.y_train.device)
-    probe_correct = np.stack([probe_after_erasure(
-        conditions[l], data.X_train[l, sample], data.y_train[sample], data.X_test[l], data.y_test, data.n_classes,
-        lam=settings.probe_lambda, max_iter=settings.max_iter, tol=settings.tol, threads=settings.threads)
-        for l in range(n_layers)], axis=1)  # [n_test, layers, 1 + n_random]
-    t_fit = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    measured: list[list[dict[str, Measure | None]]] = []
-    with _progress(n_layers * (1 + settings.n_random), f"erasing {data.name}", settings.progress) as bar:
+    draws, n_layers = settings.n_random, int(data.X_train.shape[0])
+    with Progress(2 * n_layers * (1 + draws), f"erasing {data.name} (+{draws} random draw"
+                  f"{'s' if draws != 1 else ''})", settings.progress, unit="draw") as bar:
+        bar.stage("fitting the erasers")
+        erasers = _fit_erasers(data, settings)
+        conditions = [[e] + [random_eraser(e.mean, e.rank, (settings.seed, l, j)) for j in range(draws)]
+                      for l, e in enumerate(erasers)]
+        sample = _sample(len(data.y_train), settings.probe_max_words, settings.seed).to(data.y_train.device)
+        correct = []
+        for l in range(n_layers):
+            bar.stage(f"layer {l}: probes after erasure and {draws} random draw(s)")
+            correct.append(probe_after_erasure(
+                conditions[l], data.X_train[l, sample], data.y_train[sample], data.X_test[l], data.y_test,
+                data.n_classes, lam=settings.probe_lambda, max_iter=settings.max_iter, tol=settings.tol,
+                threads=settings.threads))
+            bar.update(1 + draws)
+        probe_correct = np.stack(correct, axis=1)  # [n_test, layers, 1 + n_random]
+        t_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        measured: list[list[dict[str, Measure | None]]] = []
         for l, conds in enumerate(conditions):
             row = []
-            for e in conds:
+            for j, e in enumerate(conds):
+                bar.stage(f"layer {l}: " + ("behaviour after erasure" if j == 0 else f"random draw {j}/{draws}"))
                 row.append(clean if e.rank == 0 else behaviour.measure(edited_forward(model, l, e)))
                 bar.update(1)
             measured.append(row)
-    t_behaviour = time.perf_counter() - t0
+        t_behaviour = time.perf_counter() - t0
     majority = int(torch.bincount(data.y_train, minlength=data.n_classes).argmax())
     entry = {
         "task": data.name,
@@ -262,7 +282,7 @@ def erase_concept(model: Any, behaviour: Behaviour, data: ConceptData, clean: di
         read_on = "agreement" if data.name in AGREEMENT_CONCEPTS else "loss"
     entry["reading"] = reading(data.name, entry, clean_summary(clean, boot, settings.ci_level),
                                [e.rank for e in erasers], read_on,
-                               getattr(behaviour, "agreement_label", "attractor agreement"))
+                               getattr(behaviour, "agreement_label", "attractor agreement"), units_measured(clean))
     return entry, t_fit, t_behaviour
 
 
@@ -280,25 +300,3 @@ def _fit_erasers(data: ConceptData, settings: ErasureSettings) -> list[Eraser]:
         data.X_train, data.y_train, data.X_val, data.y_val, data.n_classes, max_rounds=settings.inlp_rounds,
         lam=settings.probe_lambda, tolerance=settings.inlp_tolerance, max_iter=settings.max_iter,
         tol=settings.tol, threads=settings.threads)]
-
-
-class _progress:
-    """A tqdm bar on stderr (or nothing)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
-
-    def __enter__(self) -> "_progress":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)

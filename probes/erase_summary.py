@@ -6,6 +6,10 @@ A measure is a pair of per-sentence totals (numerator, denominator): its value i
 and each bootstrap resample recomputes both sums with the resample's sentence counts
 (``probes.metrics.Bootstrap``). The control's value is the mean over its random draws (the draws
 share the denominator, so that is the ratio of the mean numerator).
+
+A sentence bootstrap over fewer than ``MIN_INTERVAL_SENTENCES`` held-out sentences (one: every
+resample is the same sentence) gives intervals that mean little; the reading then says on how
+many sentences its measure rests (``units_measured``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from probes.erase_behaviour import Measure
 from probes.metrics import Bootstrap, interval
 from probes.results import number
 
-__all__ = ["clean_summary", "layer_entries", "reading"]
+__all__ = ["clean_summary", "layer_entries", "reading", "units_measured", "MIN_INTERVAL_SENTENCES"]
+
+MIN_INTERVAL_SENTENCES = 10
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -35,6 +41,19 @@ def _ratio(boot: Bootstrap, num: np.ndarray, den: np.ndarray) -> tuple[np.ndarra
 def _value(point: float, samples: np.ndarray, level: float) -> dict[str, Any]:
     lo, hi = interval(samples, level)
     return {"value": number(point), "ci": [number(lo), number(hi)]}
+
+
+def units_measured(clean: dict[str, Measure | None]) -> dict[str, int]:
+    """Per measure, the held-out sentences it was measured on (those with a pair, a token)."""
+    return {key: int((m[1] > 0).sum()) for key, m in clean.items() if m is not None}
+
+
+def _few_units_note(measure: str, units: dict[str, int] | None) -> str:
+    n = (units or {}).get(measure)
+    if n is None or n >= MIN_INTERVAL_SENTENCES:
+        return ""
+    return (f" [warning: measured on {n} held-out sentence{'' if n == 1 else 's'}, too few to resample: the "
+            f"interval means little]")
 
 
 def clean_summary(clean: dict[str, Measure | None], boot: Bootstrap, level: float) -> dict[str, Any]:
@@ -99,9 +118,10 @@ def _ci_pct(ci: list[float | None]) -> str:
 
 
 def reading(name: str, entry: dict[str, Any], clean: dict[str, Any], ranks: Sequence[int], read_on: str = "loss",
-            agreement_label: str = "attractor agreement") -> str:
+            agreement_label: str = "attractor agreement", units: dict[str, int] | None = None) -> str:
     """One line: the layer where erasing ``name`` hurts the behaviour most, against the control,
-    read on the agreement (when it was measured) or on the next-token loss."""
+    read on the agreement (when it was measured) or on the next-token loss. ``units``: the
+    held-out sentences of each measure (``units_measured``); too few add a warning."""
     layers = entry["layers"]
     if read_on == "agreement" and clean.get("agreement") and any(
             x["agreement"] and x["agreement"]["value"] is not None for x in layers):
@@ -112,7 +132,8 @@ def reading(name: str, entry: dict[str, Any], clean: dict[str, Any], ranks: Sequ
         change = (f"from {_pct(base)} to {_pct(after['value'])} {_ci_pct(after['ci'])}" if verb == "drops"
                   else f"at {_pct(after['value'])} {_ci_pct(after['ci'])} (clean {_pct(base)})")
         return (f"erasing {name} at layer {worst['layer']} {verb} {agreement_label} {change}; "
-                f"a random rank-{ranks[worst['layer']]} subspace: {_pct(worst['random']['agreement']['value'])}")
+                f"a random rank-{ranks[worst['layer']]} subspace: {_pct(worst['random']['agreement']['value'])}"
+                + _few_units_note("agreement", units))
     scored = [x for x in layers if x["loss_delta"]["value"] is not None]
     if not scored or clean.get("loss") is None:
         return f"erasing {name}: no behaviour could be measured"
@@ -121,4 +142,5 @@ def reading(name: str, entry: dict[str, Any], clean: dict[str, Any], ranks: Sequ
     ci_text = "[n/a]" if None in ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
     rnd_text = "n/a" if rnd is None or not math.isfinite(rnd) else f"{rnd:+.3f}"
     return (f"erasing {name} at layer {worst['layer']} changes next-token loss by {d:+.3f} nats/token {ci_text} "
-            f"(clean {clean['loss']['value']:.3f}); a random rank-{ranks[worst['layer']]} subspace: {rnd_text}")
+            f"(clean {clean['loss']['value']:.3f}); a random rank-{ranks[worst['layer']]} subspace: {rnd_text}"
+            + _few_units_note("loss", units))

@@ -107,5 +107,5 @@ def _check_layer(x: Tensor | np.ndarray, l: int, source: str) -> None:
     if bool(bad.any()):
         raise NonFiniteActivationsError(
             f"{source}: the activations at layer {l} ({layer_name(l)}) hold {int(bad.sum())} NaN/inf value(s) "
-            f"of {bad.numel()}; probing them would report the majority baseline as a result (are the model's "
+            f"of {bad.size if isinstance(bad, np.ndarray) else bad.numel()}; probing them would report the majority baseline as a result (are the model's "
             f"weights finite?)")

@@ -126,13 +126,15 @@ def extract(backend: Any, sentences: Sequence[Any], *, batch_size: int = 32, sto
 
 
 def extract_to_store(backend: Any, sentences: Sequence[Any], store: str | Path, *, dtype: str = "float16",
-                     batch_size: int = 32, progress: Callable[[int, int], None] | None = None) -> Any:
+                     batch_size: int = 32, progress: Callable[[int, int], None] | None = None,
+                     rebuild: bool = False) -> Any:
     """The residual stream at every word, in a ``hooks.ActivationStore`` at ``store`` (memmaps
-    in ``dtype``; an interrupted extraction resumes, a finished one is reused)."""
+    in ``dtype``; an interrupted extraction resumes, a finished one is reused; one built from
+    another model or corpus raises ``StaleStoreError``, or is rebuilt with ``rebuild``)."""
     from hooks import ActivationStore
 
     return ActivationStore.build(store, backend, list(sentences), dtype=dtype, batch_size=batch_size,
-                                 progress=progress)
+                                 progress=progress, rebuild=rebuild)
 
 
 def random_init_twin(backend: Any, seed: int = 0, name: str | None = None) -> Any:

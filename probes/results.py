@@ -13,7 +13,8 @@ expected layer; per model the hierarchy ``Verdict`` and, when erasure was run, t
 ``ErasureResult`` (per concept and layer: behaviour after erasure against a random subspace of
 equal rank). ``to_dict`` writes the keys documented in docs/probes.md (schema ``SCHEMA``);
 ``from_dict`` reads them back (``SCHEMA`` or an older one of ``READABLE_SCHEMAS``) and refuses
-another schema, a missing field or a mistyped one.
+another schema, a missing field, a mistyped one, or a number that is NaN, infinite or outside
+its range (a score outside [0, 1], a layer outside the model, a negative count).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from hooks.fingerprint import fingerprint_diff
 from probes.config import EXECUTION_SETTINGS, ProbeConfig
 from probes.depth import EXPECTED_KINDS, verdict_status
 
@@ -53,7 +55,10 @@ class _Fields:
         """Where the field ``key`` is: ``where.key`` (or ``where['odd key']``)."""
         return f"{self.where}.{key}" if key.isidentifier() else f"{self.where}[{key!r}]"
 
-    def get(self, key: str, typ: type | tuple[type, ...], *, required: bool = True, default: Any = None) -> Any:
+    def get(self, key: str, typ: type | tuple[type, ...], *, required: bool = True, default: Any = None,
+            lo: float | None = None, hi: float | None = None) -> Any:
+        """The field ``key`` of type ``typ``; a number must be finite, of a plausible size and,
+        with ``lo``/``hi``, in [lo, hi] (``_check_number``)."""
         if key not in self.data:
             if required:
                 raise ValueError(f"{self.where}: missing field {key!r}")
@@ -64,13 +69,68 @@ class _Fields:
             raise ValueError(f"{self.at(key)}: expected {_type_name(types)}, got a boolean")
         if not isinstance(value, types):
             raise ValueError(f"{self.at(key)}: expected {_type_name(types)}, got {type(value).__name__}")
+        _check_number(value, self.at(key), lo, hi)
         return value
 
     def sub(self, key: str) -> "_Fields":
         return _Fields(self.get(key, dict), self.at(key))
 
-    def interval(self, key: str) -> "Interval":
-        return Interval.from_list(self.get(key, list), self.at(key))
+    def interval(self, key: str, lo: float | None = None, hi: float | None = None) -> "Interval":
+        return Interval.from_list(self.get(key, list), self.at(key), lo, hi)
+
+    def numbers(self, key: str, typ: type | tuple[type, ...] = (int, float), *, lo: float | None = None,
+                hi: float | None = None, required: bool = True, default: Any = None) -> Any:
+        """An object of numbers (counts per split, seconds per stage), each checked as ``get`` does."""
+        if key not in self.data and not required:
+            return default
+        sub = self.sub(key)
+        for name in sub.data:
+            sub.get(name, typ, lo=lo, hi=hi)
+        return sub.data
+
+
+# What a run can write: no number in results.json is larger (scores, layers, bits, seconds, counts);
+# a larger one, like NaN or ±inf (written as null), is a damaged or hand-edited file.
+_MAX_FLOAT = 1e15
+_MAX_INT = 2 ** 64  # seeds included
+_TOL = 1e-9  # rounding at the ends of a range (a correlation of 1.0000000000000002)
+UNIT = (0.0, 1.0)  # accuracies, probabilities, fractions of resamples
+SIGNED_UNIT = (-1.0, 1.0)  # differences of accuracies, correlations
+AT_LEAST_0 = (0, None)  # counts, seconds, codelengths, λ
+
+
+def _check_number(value: Any, where: str, lo: float | None = None, hi: float | None = None) -> None:
+    """ValueError naming ``where`` unless ``value`` (when a number) is finite, at most
+    ``_MAX_FLOAT`` (``_MAX_INT`` for an integer) in size, and in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {_shown_number(value)} is not a finite number (an undefined value is null)")
+    if (lo is not None and value < lo - _TOL) or (hi is not None and value > hi + _TOL):
+        raise ValueError(f"{where}: {_shown_number(value)} is outside {_range_text(value, lo, hi)}")
+    if abs(value) > (_MAX_INT if isinstance(value, int) else _MAX_FLOAT):
+        raise ValueError(f"{where}: {_shown_number(value)} is not a plausible value (a damaged or edited file?)")
+
+
+def _shown_number(value: int | float) -> str:
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10 ** 15 else f"a {len(str(abs(value)))}-digit integer"
+    return "NaN" if math.isnan(value) else f"{value:g}"
+
+
+def _range_text(value: int | float, lo: float | None, hi: float | None) -> str:
+    def end(x: float | None, inf: str) -> str:
+        return inf if x is None else f"{x:g}"
+
+    if isinstance(value, int) and lo is not None and hi is not None and float(lo).is_integer() \
+            and float(hi).is_integer():
+        return f"{lo:g}..{hi:g}"
+    return f"{'(' if lo is None else '['}{end(lo, '-∞')}, {end(hi, '∞')}{')' if hi is None else ']'}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -106,10 +166,13 @@ class Interval(NamedTuple):
         return cls(number(pair[0]), number(pair[1]))
 
     @classmethod
-    def from_list(cls, value: Any, where: str) -> "Interval":
+    def from_list(cls, value: Any, where: str, lo: float | None = None, hi: float | None = None) -> "Interval":
+        """From JSON [low, high]: numbers (checked as ``_check_number``, in [lo, hi]) or null."""
         if not (isinstance(value, list) and len(value) == 2
                 and all(isinstance(x, _OPT_NUM) and not isinstance(x, bool) for x in value)):
-            raise ValueError(f"{where}: expected an interval [low, high], got {value!r}")
+            raise ValueError(f"{where}: expected an interval [low, high], got {_short(value)}")
+        for x in value:
+            _check_number(x, where, lo, hi)
         return cls(value[0], value[1])
 
     def to_list(self) -> list[float | None]:
@@ -133,9 +196,15 @@ class ControlScore:
         return out
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "ControlScore":
-        return cls(f.get("control", _OPT_NUM), f.interval("control_ci"), f.get("selectivity", _OPT_NUM),
-                   f.interval("selectivity_ci"), f.get("control_lambda", _OPT_NUM, required=False))
+    def from_fields(cls, f: _Fields, score: tuple[float | None, float | None] = (None, None)) -> "ControlScore":
+        """``score``: the range of the task's scores, the control's too; selectivity, their
+        difference, lies within ± its width."""
+        lo, hi = score
+        width = None if lo is None or hi is None else hi - lo
+        diff = (None, None) if width is None else (-width, width)
+        return cls(f.get("control", _OPT_NUM, lo=lo, hi=hi), f.interval("control_ci", lo, hi),
+                   f.get("selectivity", _OPT_NUM, lo=diff[0], hi=diff[1]), f.interval("selectivity_ci", *diff),
+                   f.get("control_lambda", _OPT_NUM, required=False, lo=0))
 
 
 @dataclass
@@ -158,9 +227,10 @@ class MDLScore:
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "MDLScore":
-        return cls(f.get("codelength_bits", _NUM), f.get("uniform_bits", _NUM), f.get("compression", _OPT_NUM),
-                   f.get("control_codelength_bits", _OPT_NUM, required=False),
-                   f.get("control_compression", _OPT_NUM, required=False))
+        return cls(f.get("codelength_bits", _NUM, lo=0), f.get("uniform_bits", _NUM, lo=0),
+                   f.get("compression", _OPT_NUM, lo=0),
+                   f.get("control_codelength_bits", _OPT_NUM, required=False, lo=0),
+                   f.get("control_compression", _OPT_NUM, required=False, lo=0))
 
 
 @dataclass
@@ -175,8 +245,9 @@ class GroupScore:
         return {"score": self.score, "ci": self.ci.to_list(), "n": self.n}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "GroupScore":
-        return cls(f.get("score", _OPT_NUM), f.interval("ci"), f.get("n", int))
+    def from_fields(cls, f: _Fields, score: tuple[float | None, float | None] = (None, None)) -> "GroupScore":
+        return cls(f.get("score", _OPT_NUM, lo=score[0], hi=score[1]), f.interval("ci", *score),
+                   f.get("n", int, lo=0))
 
 
 @dataclass
@@ -213,15 +284,24 @@ class LayerScore:
         return out
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "LayerScore":
+    def from_fields(cls, f: _Fields, n_layer: int | None = None,
+                    score: tuple[float | None, float | None] = (None, None)) -> "LayerScore":
+        """``n_layer``: the model's blocks (layers 0..n_layer); ``score``: the range of the
+        task's metric (``_score_range``)."""
         groups = None
         if f.has("groups"):
             g = f.sub("groups")
-            groups = {name: GroupScore.from_fields(g.sub(name)) for name in g.data}
-        return cls(f.get("layer", int), f.get("score", _OPT_NUM), f.interval("ci"), f.get("lambda", _NUM),
-                   ControlScore.from_fields(f) if f.has("control") else None,
-                   f.get("spearman", _OPT_NUM, required=False),
+            groups = {name: GroupScore.from_fields(g.sub(name), score) for name in g.data}
+        return cls(f.get("layer", int, lo=0, hi=n_layer), f.get("score", _OPT_NUM, lo=score[0], hi=score[1]),
+                   f.interval("ci", *score), f.get("lambda", _NUM, lo=0),
+                   ControlScore.from_fields(f, score) if f.has("control") else None,
+                   f.get("spearman", _OPT_NUM, required=False, lo=SIGNED_UNIT[0], hi=SIGNED_UNIT[1]),
                    MDLScore.from_fields(f.sub("mdl")) if f.has("mdl") else None, groups)
+
+
+def _score_range(metric: str) -> tuple[float | None, float | None]:
+    """Where a task's scores lie: accuracy in [0, 1], R² at most 1."""
+    return {"accuracy": UNIT, "r2": (None, 1.0)}.get(metric, (None, None))
 
 
 # ----------------------------------------------------------------------------- task results
@@ -262,8 +342,8 @@ class Baseline:
         return out
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "Baseline":
-        return cls(f.get("name", str), f.get("score", _OPT_NUM), f.interval("ci"),
+    def from_fields(cls, f: _Fields, score: tuple[float | None, float | None] = (None, None)) -> "Baseline":
+        return cls(f.get("name", str), f.get("score", _OPT_NUM, lo=score[0], hi=score[1]), f.interval("ci", *score),
                    f.get("class", _OPT_STR, required=False))
 
 
@@ -279,8 +359,10 @@ class CumulativeScore:
         return {"layer": self.layer, "score": self.score, "ci": self.ci.to_list()}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "CumulativeScore":
-        return cls(f.get("layer", int), f.get("score", _OPT_NUM), f.interval("ci"))
+    def from_fields(cls, f: _Fields, n_layer: int | None = None,
+                    score: tuple[float | None, float | None] = (None, None)) -> "CumulativeScore":
+        return cls(f.get("layer", int, lo=0, hi=n_layer), f.get("score", _OPT_NUM, lo=score[0], hi=score[1]),
+                   f.interval("ci", *score))
 
 
 @dataclass
@@ -299,7 +381,8 @@ class CumulativeFeatures:
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "CumulativeFeatures":
-        return cls(f.get("per_layer", int), f.get("reduced", bool), f.get("lambda", _OPT_NUM, required=False))
+        return cls(f.get("per_layer", int, lo=0), f.get("reduced", bool),
+                   f.get("lambda", _OPT_NUM, required=False, lo=0))
 
 
 @dataclass
@@ -325,12 +408,16 @@ class ExpectedLayer:
                 "mdl_relative": self.mdl_relative}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "ExpectedLayer":
-        return cls(f.get("anchored", _OPT_NUM), f.interval("anchored_ci"), f.get("tenney", _OPT_NUM),
-                   f.interval("tenney_ci"), f.get("relative", _OPT_NUM, required=False),
-                   f.get("tenney_relative", _OPT_NUM, required=False), f.get("mdl", _OPT_NUM, required=False),
-                   f.interval("mdl_ci") if f.has("mdl_ci") else Interval(None, None),
-                   f.get("mdl_relative", _OPT_NUM, required=False))
+    def from_fields(cls, f: _Fields, n_layer: int | None = None) -> "ExpectedLayer":
+        """Anchored and MDL values lie in [0, n_layer] (relative: [0, 1]); Tenney's may not."""
+        depth = (0, n_layer)
+        return cls(f.get("anchored", _OPT_NUM, lo=0, hi=n_layer), f.interval("anchored_ci", *depth),
+                   f.get("tenney", _OPT_NUM), f.interval("tenney_ci"),
+                   f.get("relative", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("tenney_relative", _OPT_NUM, required=False),
+                   f.get("mdl", _OPT_NUM, required=False, lo=0, hi=n_layer),
+                   f.interval("mdl_ci", *depth) if f.has("mdl_ci") else Interval(None, None),
+                   f.get("mdl_relative", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]))
 
     def get(self, kind: str) -> float | None:
         """The expected layer of ``kind`` ("anchored", "tenney" or "mdl")."""
@@ -390,32 +477,35 @@ class TaskResult:
     @classmethod
     def from_fields(cls, f: _Fields, n_layer: int) -> "TaskResult":
         head = dict(info=TaskInfo.from_fields(f), metric=f.get("metric", str, required=False, default=""),
-                    n_words=f.get("n_words", dict, required=False, default={}),
-                    n_classes=f.get("n_classes", _OPT_INT, required=False),
-                    classes=f.get("classes", list, required=False), fit_s=f.get("fit_s", _OPT_NUM, required=False),
-                    stages_s=_stage_times(f))
+                    n_words=f.numbers("n_words", int, lo=0, required=False, default={}),
+                    n_classes=f.get("n_classes", _OPT_INT, required=False, lo=0),
+                    classes=f.get("classes", list, required=False),
+                    fit_s=f.get("fit_s", _OPT_NUM, required=False, lo=0), stages_s=_stage_times(f))
         skipped = f.get("skipped", _OPT_STR, required=False)
         if skipped:
             return cls(**head, skipped=skipped)
         head["metric"] = f.get("metric", str)
-        head["n_words"] = f.get("n_words", dict)
-        layers = [LayerScore.from_fields(_Fields(x, f"{f.at('layers')}[{k}]")) for k, x in
+        head["n_words"] = f.numbers("n_words", int, lo=0)
+        score = _score_range(head["metric"])
+        layers = [LayerScore.from_fields(_Fields(x, f"{f.at('layers')}[{k}]"), n_layer, score) for k, x in
                   enumerate(f.get("layers", list))]
         if len(layers) != n_layer + 1:
             raise ValueError(f"{f.at('layers')}: {len(layers)} entries for {n_layer} layers + embeddings")
         cumulative, features = None, None
         if f.has("cumulative"):
-            cumulative = [CumulativeScore.from_fields(_Fields(x, f"{f.at('cumulative')}[{k}]"))
+            cumulative = [CumulativeScore.from_fields(_Fields(x, f"{f.at('cumulative')}[{k}]"), n_layer, score)
                           for k, x in enumerate(f.get("cumulative", list))]
             if len(cumulative) != n_layer + 1:
                 raise ValueError(f"{f.at('cumulative')}: wrong length")
             features = CumulativeFeatures.from_fields(f.sub("cumulative_features"))
         expected = f.sub("expected_layer")
-        return cls(**head, baseline=Baseline.from_fields(f.sub("baseline")), layers=layers,
-                   peak_layer=f.get("peak_layer", int), peak_score=f.get("peak_score", _OPT_NUM),
-                   layer0_score=f.get("layer0_score", _OPT_NUM), lexical=f.get("lexical", bool),
-                   cumulative=cumulative, cumulative_features=features,
-                   expected_layer=ExpectedLayer.from_fields(expected) if expected.data or cumulative else None)
+        return cls(**head, baseline=Baseline.from_fields(f.sub("baseline"), score), layers=layers,
+                   peak_layer=f.get("peak_layer", int, lo=0, hi=n_layer),
+                   peak_score=f.get("peak_score", _OPT_NUM, lo=score[0], hi=score[1]),
+                   layer0_score=f.get("layer0_score", _OPT_NUM, lo=score[0], hi=score[1]),
+                   lexical=f.get("lexical", bool), cumulative=cumulative, cumulative_features=features,
+                   expected_layer=ExpectedLayer.from_fields(expected, n_layer) if expected.data or cumulative
+                   else None)
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -431,8 +521,10 @@ class LevelMean:
         return {"mean": self.mean, "ci": self.ci.to_list(), "tasks": list(self.tasks)}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "LevelMean":
-        return cls(f.get("mean", _OPT_NUM), f.interval("ci"), f.get("tasks", list))
+    def from_fields(cls, f: _Fields, depth: tuple[float | None, float | None] = (None, None)) -> "LevelMean":
+        """``depth``: the range of the expected layers averaged (see ``Verdict.from_dict``)."""
+        return cls(f.get("mean", _OPT_NUM, lo=depth[0], hi=depth[1]), f.interval("ci", *depth),
+                   f.get("tasks", list))
 
 
 @dataclass
@@ -451,9 +543,12 @@ class PairOrder:
                 "difference": self.difference, "difference_ci": self.difference_ci.to_list(), "ok": self.ok}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "PairOrder":
-        return cls(f.get("lower", str), f.get("upper", str), f.get("p_in_order", _NUM),
-                   f.get("difference", _OPT_NUM), f.interval("difference_ci"), f.get("ok", bool))
+    def from_fields(cls, f: _Fields, depth: tuple[float | None, float | None] = (None, None)) -> "PairOrder":
+        """``depth`` as for LevelMean: a difference of two level means lies within ± its width."""
+        diff = (None, None) if None in depth else (depth[0] - depth[1], depth[1] - depth[0])
+        return cls(f.get("lower", str), f.get("upper", str), f.get("p_in_order", _NUM, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("difference", _OPT_NUM, lo=diff[0], hi=diff[1]), f.interval("difference_ci", *diff),
+                   f.get("ok", bool))
 
 
 @dataclass
@@ -484,15 +579,20 @@ class Verdict:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "verdict") -> "Verdict":
+    def from_dict(cls, data: dict[str, Any], where: str = "verdict", n_layer: int | None = None) -> "Verdict":
+        """With ``n_layer``, level means of anchored or MDL expected layers must lie in [0, n_layer]."""
         f = _Fields(data, where)
+        expected = f.get("expected", str)
+        depth = (0, n_layer) if n_layer is not None and expected in ("anchored", "mdl") else (None, None)
         levels = f.sub("levels")
-        pairs = [PairOrder.from_fields(_Fields(p, f"{f.at('pairs')}[{k}]")) for k, p in enumerate(f.get("pairs", list))]
-        failing = [PairOrder.from_fields(_Fields(p, f"{f.at('failing')}[{k}]"))
+        pairs = [PairOrder.from_fields(_Fields(p, f"{f.at('pairs')}[{k}]"), depth)
+                 for k, p in enumerate(f.get("pairs", list))]
+        failing = [PairOrder.from_fields(_Fields(p, f"{f.at('failing')}[{k}]"), depth)
                    for k, p in enumerate(f.get("failing", list))]
-        return cls(f.get("holds", (bool, type(None))), f.get("message", str), f.get("threshold", _NUM),
-                   f.get("expected", str), {lv: LevelMean.from_fields(levels.sub(lv)) for lv in levels.data},
-                   pairs, failing, f.get("p_order", _OPT_NUM, required=False),
+        return cls(f.get("holds", (bool, type(None))), f.get("message", str),
+                   f.get("threshold", _NUM), expected,
+                   {lv: LevelMean.from_fields(levels.sub(lv), depth) for lv in levels.data},
+                   pairs, failing, f.get("p_order", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
                    list(f.get("left_out", list, required=False, default=[])))
 
 
@@ -509,15 +609,17 @@ class Measurement:
         return {"value": self.value, "ci": self.ci.to_list()}
 
     @classmethod
-    def from_fields(cls, f: _Fields) -> "Measurement":
-        return cls(f.get("value", _OPT_NUM), f.interval("ci"))
+    def from_fields(cls, f: _Fields, lo: float | None = None, hi: float | None = None) -> "Measurement":
+        return cls(f.get("value", _OPT_NUM, lo=lo, hi=hi), f.interval("ci", lo, hi))
 
 
-def _measurement(f: _Fields, key: str, *, nullable: bool = False) -> Measurement | None:
-    """The measurement at ``key``; None where ``nullable`` and the field is null."""
+def _measurement(f: _Fields, key: str, *, nullable: bool = False,
+                 bounds: tuple[float | None, float | None] = (None, None)) -> Measurement | None:
+    """The measurement at ``key`` (value and interval in ``bounds``); None where ``nullable``
+    and the field is null."""
     if nullable and f.get(key, (dict, type(None))) is None:
         return None
-    return Measurement.from_fields(f.sub(key))
+    return Measurement.from_fields(f.sub(key), *bounds)
 
 
 def _opt_dict(m: Measurement | None) -> dict[str, Any] | None:
@@ -542,10 +644,10 @@ class CleanScores:
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "CleanScores":
-        agreement = _measurement(f, "agreement", nullable=True)
-        loss = _measurement(f, "loss", nullable=True)
-        return cls(agreement, None if agreement is None else f.sub("agreement").get("n_pairs", int),
-                   loss, None if loss is None else f.sub("loss").get("n_tokens", int))
+        agreement = _measurement(f, "agreement", nullable=True, bounds=UNIT)
+        loss = _measurement(f, "loss", nullable=True, bounds=AT_LEAST_0)
+        return cls(agreement, None if agreement is None else f.sub("agreement").get("n_pairs", int, lo=0),
+                   loss, None if loss is None else f.sub("loss").get("n_tokens", int, lo=0))
 
 
 @dataclass
@@ -564,8 +666,8 @@ class ErasureScores:
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "ErasureScores":
-        return cls(_measurement(f, "agreement", nullable=True), _measurement(f, "loss_delta"),
-                   _measurement(f, "probe_accuracy"))
+        return cls(_measurement(f, "agreement", nullable=True, bounds=UNIT), _measurement(f, "loss_delta"),
+                   _measurement(f, "probe_accuracy", bounds=UNIT))
 
 
 @dataclass
@@ -610,8 +712,8 @@ class ConceptErasure:
         top = n_layer if n_layer is not None else max(numbers, default=0)
         if not layers or numbers != sorted(set(numbers)) or numbers[0] < 0 or numbers[-1] > top:
             raise ValueError(f"{f.at('layers')}: layers {numbers} are not increasing layers of 0..{top}")
-        return cls(f.get("task", str), f.get("n_classes", int), f.get("rank", int), f.get("majority", _OPT_NUM),
-                   f.get("reading", str), layers)
+        return cls(f.get("task", str), f.get("n_classes", int, lo=0), f.get("rank", int, lo=0),
+                   f.get("majority", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]), f.get("reading", str), layers)
 
 
 @dataclass
@@ -640,20 +742,18 @@ class ErasureResult:
         """Read and check the dict; with ``n_layer``, layers must lie in 0..n_layer."""
         f = _Fields(data, where)
         concepts = f.sub("concepts")
-        timing = f.sub("timing_s")
-        for key in timing.data:
-            timing.get(key, _NUM)
-        return cls(f.get("method", str), f.get("site", str), f.get("n_random", int), f.get("n_bootstrap", int),
-                   f.get("seed", int), CleanScores.from_fields(f.sub("clean")),
+        timing = f.numbers("timing_s", _NUM, lo=0)
+        return cls(f.get("method", str), f.get("site", str), f.get("n_random", int, lo=0),
+                   f.get("n_bootstrap", int, lo=0), f.get("seed", int), CleanScores.from_fields(f.sub("clean")),
                    {name: ConceptErasure.from_fields(concepts.sub(name), n_layer) for name in concepts.data},
-                   dict(timing.data))
+                   dict(timing))
 
 
 def _stage_times(f: _Fields) -> dict[str, float] | None:
     if "stages_s" not in f.data:
         return None
     stages = f.sub("stages_s")
-    return {key: float(stages.get(key, _NUM)) for key in stages.data}
+    return {key: float(stages.get(key, _NUM, lo=0)) for key in stages.data}
 
 
 # ----------------------------------------------------------------------------- models
@@ -680,6 +780,7 @@ class ModelResult:
     info: dict[str, Any]
     fit: ModelFit
     erasure: ErasureResult | None = None
+    fingerprint: dict[str, str] | None = None  # hooks.fingerprint: weights and tokenizer; None in older files
 
     @property
     def n_layer(self) -> int:
@@ -715,6 +816,7 @@ class ModelResult:
         if self.verdicts:
             out["verdicts"] = {kind: v.to_dict() for kind, v in self.verdicts.items()}
         out["timing_s"] = dict(self.timing_s)
+        _put(out, "fingerprint", self.fingerprint)
         _put(out, "erasure", None if self.erasure is None else self.erasure.to_dict())
         return out
 
@@ -724,24 +826,27 @@ class ModelResult:
         role = f.get("role", str)
         if role not in ROLES:
             raise ValueError(f"{f.at('role')}: one of {ROLES}, got {role!r}")
-        n_layer = f.get("n_layer", int)
+        n_layer = f.get("n_layer", int, lo=0)
         tasks_f = f.sub("tasks")
         tasks = {}
         for name in task_names:
             if name not in tasks_f.data:
                 raise ValueError(f"{tasks_f.where}: missing task {name!r}")
             tasks[name] = TaskResult.from_fields(tasks_f.sub(name), n_layer)
-        verdict = Verdict.from_dict(f.get("verdict", dict), f.at("verdict"))
-        fit = ModelFit(n_layer, f.get("d_model", int), tasks, verdict, f.get("timing_s", dict),
-                       _verdicts(f, verdict))
+        verdict = Verdict.from_dict(f.get("verdict", dict), f.at("verdict"), n_layer)
+        fit = ModelFit(n_layer, f.get("d_model", int, lo=1), tasks, verdict, f.numbers("timing_s", _NUM, lo=0),
+                       _verdicts(f, verdict, n_layer))
         erasure = f.get("erasure", (dict, type(None)), required=False)
         if erasure is not None:
             erasure = ErasureResult.from_dict(erasure, f.at("erasure"), n_layer)
+        fingerprint = f.get("fingerprint", (dict, type(None)), required=False)
+        if fingerprint is not None and not all(isinstance(v, str) for v in fingerprint.values()):
+            raise ValueError(f"{f.at('fingerprint')}: an object of strings, got {fingerprint!r}")
         return cls(f.get("tag", str), role, f.get("spec", _OPT_STR, required=False), f.get("info", dict), fit,
-                   erasure)
+                   erasure, fingerprint)
 
 
-def _verdicts(f: _Fields, verdict: Verdict) -> dict[str, Verdict]:
+def _verdicts(f: _Fields, verdict: Verdict, n_layer: int | None = None) -> dict[str, Verdict]:
     """A model's optional "verdicts": one per definition, each saying it is that definition's,
     the one of the main ``verdict`` equal to it."""
     if not f.has("verdicts"):
@@ -752,7 +857,7 @@ def _verdicts(f: _Fields, verdict: Verdict) -> dict[str, Verdict]:
         where = by_kind.at(kind)
         if kind not in EXPECTED_KINDS:
             raise ValueError(f"{where}: not an expected-layer definition (one of {', '.join(EXPECTED_KINDS)})")
-        v = out[kind] = Verdict.from_dict(by_kind.get(kind, dict), where)
+        v = out[kind] = Verdict.from_dict(by_kind.get(kind, dict), where, n_layer)
         if v.expected != kind:
             raise ValueError(f"{where}.expected: {v.expected!r} under the key {kind!r}")
     same = verdict.expected not in out or json.dumps(out[verdict.expected].to_dict()) == json.dumps(verdict.to_dict())
@@ -789,10 +894,15 @@ class ComparisonEntry:
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "ComparisonEntry":
-        return cls(f.get("role", str), f.get("n_layer", int), f.get("peak_layer", int), f.get("peak_score", _OPT_NUM),
-                   f.get("layer0_score", _OPT_NUM), f.get("selectivity_at_peak", _OPT_NUM),
-                   f.get("max_selectivity", _OPT_NUM), f.get("expected_layer", _OPT_NUM),
-                   f.get("expected_layer_tenney", _OPT_NUM), f.get("relative_expected_layer", _OPT_NUM))
+        n_layer = f.get("n_layer", int, lo=0)
+        score = {"hi": 1.0}  # accuracy or R²
+        selectivity = {"lo": SIGNED_UNIT[0], "hi": SIGNED_UNIT[1]}
+        return cls(f.get("role", str), n_layer, f.get("peak_layer", int, lo=0, hi=n_layer),
+                   f.get("peak_score", _OPT_NUM, **score), f.get("layer0_score", _OPT_NUM, **score),
+                   f.get("selectivity_at_peak", _OPT_NUM, **selectivity),
+                   f.get("max_selectivity", _OPT_NUM, **selectivity),
+                   f.get("expected_layer", _OPT_NUM, lo=0, hi=n_layer), f.get("expected_layer_tenney", _OPT_NUM),
+                   f.get("relative_expected_layer", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]))
 
 
 def comparison_of(models: list[ModelResult]) -> dict[str, dict[str, ComparisonEntry]]:
@@ -823,11 +933,11 @@ class UnknownWords:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> "UnknownWords":
         f = _Fields(data, where)
-        return cls(f.get("tokens", int), f.get("words", int), f.get("rate", _NUM), f.get("types", int),
-                   [(w, c) for w, c in f.get("top", list)])
+        return cls(f.get("tokens", int, lo=0), f.get("words", int, lo=0), f.get("rate", _NUM, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("types", int, lo=0), [(w, c) for w, c in f.get("top", list)])
 
 
-_DATA_KEYS = ("kind", "path", "max_sentences", "n_sentences", "n_words", "split_sentences", "split_words",
+_DATA_KEYS = ("kind", "path", "max_sentences", "sha256", "n_sentences", "n_words", "split_sentences", "split_words",
               "n_skipped_too_long", "unknown_words")
 
 
@@ -844,15 +954,17 @@ class DataInfo:
     kind: str | None = None  # "treebank" | "conllu"
     path: str | None = None
     max_sentences: int | None = None  # set when the data was cut to its first N sentences
+    sha256: str | None = None  # hooks.fingerprint.file_fingerprint of the file at ``path`` when it was read
     unknown_words: dict[str, UnknownWords] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def source(self) -> dict[str, Any]:
-        """kind, path and max_sentences (as ``probes.load_data`` describes them), then ``extra``."""
+        """kind, path, max_sentences and sha256 (as ``probes.load_data`` describes them), then ``extra``."""
         out: dict[str, Any] = {}
         _put(out, "kind", self.kind)
         _put(out, "path", self.path)
         _put(out, "max_sentences", self.max_sentences)
+        _put(out, "sha256", self.sha256)
         return {**out, **self.extra}
 
     def to_dict(self) -> dict[str, Any]:
@@ -868,7 +980,7 @@ class DataInfo:
         return cls(f.get("n_sentences", int), f.get("n_words", int), f.get("split_sentences", dict),
                    f.get("split_words", dict), f.get("n_skipped_too_long", int),
                    f.get("kind", _OPT_STR, required=False), f.get("path", _OPT_STR, required=False),
-                   f.get("max_sentences", _OPT_INT, required=False),
+                   f.get("max_sentences", _OPT_INT, required=False), f.get("sha256", _OPT_STR, required=False),
                    {tag: UnknownWords.from_dict(u, f"{where}.unknown_words[{tag!r}]") for tag, u in unknown.items()},
                    {k: v for k, v in f.data.items() if k not in _DATA_KEYS})
 
@@ -907,7 +1019,7 @@ class ProbeResults:
         erased = self.main.erasure
         erasure = None if erased is None else erasure_settings(list(erased.concepts), erased.method, erased.n_random)
         return run_settings([t.name for t in self.tasks], self.data.source(), self.config,
-                            [(m.role, m.spec) for m in self.models], erasure)
+                            [(m.role, m.spec) for m in self.models], erasure, [m.fingerprint for m in self.models])
 
     def to_dict(self) -> dict[str, Any]:
         out = {"schema": SCHEMA, "created": self.created, "version": self.version, "data": self.data.to_dict(),
@@ -967,12 +1079,15 @@ def erasure_settings(concepts: list[str], method: str, n_random: int) -> dict[st
 
 
 def run_settings(tasks: list[str], data_source: dict[str, Any], config: ProbeConfig,
-                 models: list[tuple[str, str | None]], erasure: dict[str, Any] | None = None) -> dict[str, Any]:
+                 models: list[tuple[str, str | None]], erasure: dict[str, Any] | None = None,
+                 fingerprints: list[dict[str, str] | None] | None = None) -> dict[str, Any]:
     """The settings that decide a run's numbers (see ``ProbeResults.settings``); ``erasure``
-    from ``erasure_settings`` or None when the run erases nothing."""
+    from ``erasure_settings`` or None when the run erases nothing; ``fingerprints``: each
+    model's ``hooks.fingerprint.model_fingerprint`` (None where not recorded), in ``models`` order."""
     cfg = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_SETTINGS}
+    fps = [None if fp is None else dict(fp) for fp in (fingerprints or [None] * len(models))]
     return {"tasks": list(tasks), "data": dict(data_source), "config": cfg, "models": [list(m) for m in models],
-            "erasure": erasure}
+            "erasure": erasure, "fingerprints": fps}
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -986,6 +1101,12 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         for key in dict.fromkeys([*a, *b]):
             if a.get(key) != b.get(key):
                 out.append(f"{section}.{key} {_show(a.get(key))} → {_show(b.get(key))}")
+    if old.get("models") == new.get("models"):  # the same specs: did the models behind them change?
+        models = new.get("models") or []
+        for (role, spec), a, b in zip(models, old.get("fingerprints") or [None] * len(models),
+                                      new.get("fingerprints") or [None] * len(models)):
+            who = "the random-init twin" if role == "random_init" else spec or role
+            out += [f"{who}: {d}" for d in fingerprint_diff(a, b or {})]
     return out
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from gpt_model.rundir import RunDir
+from hooks.fingerprint import file_fingerprint, model_fingerprint
 from hooks.spec import parse_spec
 from probes.config import ProbeConfig
 from probes.erase import ErasureSettings, check_erasable, concept_tasks
@@ -95,6 +96,7 @@ def load_data(data: str | Path, model: Any = None, *, treebank_dir: str | Path |
         if not path.is_file():
             raise FileNotFoundError(f"no CoNLL-U file at {path} (--data takes 'treebank' or a .conllu file)")
         source = {"kind": "conllu", "path": str(path)}
+    source["sha256"] = file_fingerprint(path)  # results made from other contents are never replaced silently
     sentences = read_conllu(path)
     if max_sentences is not None and len(sentences) > max_sentences:
         sentences = sentences[:max_sentences]
@@ -163,7 +165,7 @@ def planned_settings(models: Sequence[ModelToProbe], tasks: Sequence[Task | str]
     """The ``ProbeResults.settings()`` that probing these models (and erasing ``erasure``) would record."""
     erased = None if erasure is None else erasure_settings(erasure.concepts, erasure.method, erasure.n_random)
     return run_settings([t.name for t in resolve_tasks(tasks)], source, config, [(m.role, m.spec) for m in models],
-                        erased)
+                        erased, [model_fingerprint(m.backend) for m in models])
 
 
 # ----------------------------------------------------------------------------- erasure
@@ -209,7 +211,7 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
           data_info: dict[str, Any] | None = None, log: Log | None = None,
           allow_nonfinite: bool = False, erase: Sequence[Task | str] | str | None = None,
           erase_method: str = "leace", erase_random: int = 5, progress: bool = False,
-          max_memory: float | None = None) -> ProbeResults:
+          max_memory: float | None = None, rebuild_stores: bool = False) -> ProbeResults:
     """Probe ``model`` (a spec or backend), its random-init twin and ``compare`` models.
 
     Returns the typed results (``.to_dict()``: results.json, schema in docs/probes.md).
@@ -219,7 +221,9 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
     ``erase_random`` random-subspace draws); ``progress``: progress bars on stderr (extraction,
     fits, erasure). ``max_memory``: bytes one model's float32 features may take in memory; above
     it they are streamed as float16 memmaps from a temporary activation store (as with
-    ``store_dir``, which always streams).
+    ``store_dir``, which always streams). A store under ``store_dir`` built from another model
+    (weights, tokenizer, shape) or other sentences raises ``hooks.store.StaleStoreError`` before
+    any work, naming what differs; ``rebuild_stores=True`` rebuilds it instead.
     """
     config = config or ProbeConfig()
     tasks = resolve_tasks(tasks)  # unknown task names fail before any model is loaded
@@ -227,7 +231,8 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
     models = load_models(model, compare, twin=twin, twin_seed=twin_seed, device=config.device,
                          allow_nonfinite=allow_nonfinite)
     return probe_models(models, sentences, tasks, config, store_dir=store_dir, batch_size=batch_size,
-                        data_info=data_info, log=log, erasure=erasure, progress=progress, max_memory=max_memory)
+                        data_info=data_info, log=log, erasure=erasure, progress=progress, max_memory=max_memory,
+                        rebuild_stores=rebuild_stores)
 
 
 def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
@@ -235,9 +240,9 @@ def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
                  store_dir: str | Path | None = None, batch_size: int = 32,
                  data_info: dict[str, Any] | None = None, log: Log | None = None,
                  erasure: Erasure | None = None, progress: bool = False,
-                 max_memory: float | None = None) -> ProbeResults:
-    """``probe`` on models already loaded (``load_models``); ``erasure``: see ``Erasure``.
-    One model's features are in memory at a time."""
+                 max_memory: float | None = None, rebuild_stores: bool = False) -> ProbeResults:
+    """``probe`` on models already loaded (``load_models``); ``erasure``: see ``Erasure``;
+    ``rebuild_stores``: see ``probe``. One model's features are in memory at a time."""
     log = log or (lambda msg: None)
     config = config or ProbeConfig()
     suite = ProbeSuite(tasks, config)
@@ -253,21 +258,56 @@ def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
     split = summary["split_sentences"]
     log(f"{summary['n_sentences']} sentences, {summary['n_words']} words "
         f"(train/val/test sentences {split['train']}/{split['val']}/{split['test']})")
+    tags = model_tags(models)
+    if store_dir is not None and not rebuild_stores:
+        check_stores(models, tags, kept, store_dir)
     results: list[ModelResult] = []
     unknown: dict[str, dict[str, Any]] = {}
-    for m in models:
-        tag = model_tag(m.backend.metadata.name)
-        while tag in {r.tag for r in results}:
-            tag += "_"
+    for m, tag in zip(models, tags):
         if m.role != "random_init":
             _note_unknown_words(m.backend, kept, tag, unknown, log)
         results.append(_probe_one(m, tag, suite, kept, store_dir, batch_size, log,
-                                  erasure if m.role in ERASED_ROLES else None, progress, max_memory))
+                                  erasure if m.role in ERASED_ROLES else None, progress, max_memory, rebuild_stores))
     data = DataInfo.from_dict({**(data_info or {}), **summary, "n_skipped_too_long": skipped,
                                "unknown_words": unknown})
     return ProbeResults(datetime.now(timezone.utc).isoformat(timespec="seconds"), _version(), data, config,
                         [TaskInfo(**t.to_dict()) for t in suite.tasks], results, comparison_of(results),
                         torch.__version__)
+
+
+def model_tags(models: Sequence[ModelToProbe]) -> list[str]:
+    """Each model's tag (``model_tag`` of its name; a repeated one gets "_" appended): the name
+    of its results entry and of its activation store under ``store_dir``."""
+    tags: list[str] = []
+    for m in models:
+        tag = model_tag(m.backend.metadata.name)
+        while tag in tags:
+            tag += "_"
+        tags.append(tag)
+    return tags
+
+
+def check_stores(models: Sequence[ModelToProbe], tags: Sequence[str], sentences: Sequence[Any],
+                 store_dir: str | Path) -> None:
+    """``hooks.store.StaleStoreError`` (before any work) when an activation store under
+    ``store_dir`` exists but was built from another model than the one its tag now names, or
+    from other sentences: the tags follow model names, so a replaced model, or another
+    ``--compare`` model taking a freed tag, would otherwise be probed on stale activations."""
+    from hooks.store import INDEX, ActivationStore, StaleStoreError, corpus_fingerprint
+
+    digest = None
+    for m, tag in zip(models, tags):
+        path = Path(store_dir) / tag
+        if not (path / INDEX).is_file():
+            continue
+        store = ActivationStore(path)
+        store.check_model(m.backend)
+        first = store.index["segments"][0]
+        digest = digest or corpus_fingerprint(list(sentences))
+        if (first["fingerprint"], first["n_sentences"]) != (digest, len(sentences)):
+            raise StaleStoreError(f"store {path} was built from other sentences ({first['source']}, "
+                                  f"{first['n_sentences']} sentences, not these {len(sentences)}): use another "
+                                  f"--store directory, or rebuild it (--force)")
 
 
 def _note_unknown_words(backend: Any, sentences: Sequence[Any], tag: str, unknown: dict[str, dict[str, Any]],
@@ -284,7 +324,7 @@ def _note_unknown_words(backend: Any, sentences: Sequence[Any], tag: str, unknow
 
 def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence[Any],
                store_dir: str | Path | None, batch_size: int, log: Log, erasure: Erasure | None = None,
-               progress: bool = False, max_memory: float | None = None) -> ModelResult:
+               progress: bool = False, max_memory: float | None = None, rebuild_store: bool = False) -> ModelResult:
     info = m.backend.metadata
     t0 = time.perf_counter()
     with _feature_store(info, tag, sentences, store_dir, max_memory, log) as store:
@@ -295,8 +335,8 @@ def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence
                 feats = extract(m.backend, sentences, batch_size=batch_size, device=suite.config.device,
                                 progress=bar.counter())
             else:
-                feats = extract_to_store(m.backend, sentences, store, dtype=_store_dtype(store),
-                                         batch_size=batch_size, progress=bar.counter())
+                feats = extract_to_store(m.backend, sentences, store, dtype=_store_dtype(store, rebuild_store),
+                                         batch_size=batch_size, progress=bar.counter(), rebuild=rebuild_store)
         t_extract = time.perf_counter() - t0
         log(f"[{tag}] probing {len(suite.tasks)} tasks × {info.n_layer + 1} layers")
         fit = suite.fit(feats, sentences, log=log, source=f"model {tag!r}", progress=progress)
@@ -311,7 +351,7 @@ def _probe_one(m: ModelToProbe, tag: str, suite: ProbeSuite, sentences: Sequence
                                log=lambda msg: log(f"[{tag}] {msg}"))
             erased = ErasureResult.from_dict(d, f"model {tag!r}: erasure", info.n_layer)
         del feats
-    return ModelResult(tag, m.role, m.spec, info.to_dict(), fit, erased)
+    return ModelResult(tag, m.role, m.spec, info.to_dict(), fit, erased, model_fingerprint(m.backend))
 
 
 def feature_bytes(info: Any, sentences: Sequence[Any]) -> int:
@@ -338,11 +378,11 @@ def _feature_store(info: Any, tag: str, sentences: Sequence[Any], store_dir: str
         yield Path(tmp) / tag
 
 
-def _store_dtype(store: Path) -> str:
-    """float16 for a new store; an existing one keeps its own dtype (so it is reused)."""
+def _store_dtype(store: Path, rebuild: bool = False) -> str:
+    """float16 for a new (or rebuilt) store; an existing one keeps its own dtype (so it is reused)."""
     from hooks.store import INDEX, ActivationStore
 
-    return str(ActivationStore(store).index["dtype"]) if (store / INDEX).is_file() else "float16"
+    return str(ActivationStore(store).index["dtype"]) if (store / INDEX).is_file() and not rebuild else "float16"
 
 
 def _version() -> str:

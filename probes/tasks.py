@@ -108,15 +108,24 @@ class Task:
         return self.kind == "categorical"
 
     def labels(self, sentence: Any) -> list[Label | None]:
-        """The task's labels for one sentence, checked (one per word)."""
+        """The task's labels for one sentence, checked (one per word; numbers for an ordinal
+        task, hashable values for a categorical one): ``TaskLabelError`` otherwise."""
         out = list(self.fn(sentence))
         if len(out) != len(sentence.words):
-            raise ValueError(f"task {self.name!r} returned {len(out)} labels for a sentence of "
-                             f"{len(sentence.words)} words")
+            raise TaskLabelError(f"task {self.name!r} returned {len(out)} labels for a sentence of "
+                                 f"{len(sentence.words)} words")
         if self.kind == "ordinal":
             for v in out:
                 if v is not None and not isinstance(v, (int, float, np.integer, np.floating)):
-                    raise ValueError(f"ordinal task {self.name!r} returned a non-number label {v!r}")
+                    raise TaskLabelError(f"ordinal task {self.name!r} returned a non-number label {_short(v)}")
+        else:
+            for v in out:
+                try:
+                    hash(v)
+                except TypeError:
+                    raise TaskLabelError(f"task {self.name!r} returned an unhashable label {_short(v)} "
+                                         f"({type(v).__name__}; a categorical label must be hashable: a string, "
+                                         f"a number, a tuple)") from None
         return out
 
     def __call__(self, sentence: Any) -> list[Label | None]:
@@ -129,11 +138,29 @@ class Task:
         return f"Task({self.name!r}, level={self.level!r}, kind={self.kind!r})"
 
 
+class TaskLabelError(ValueError):
+    """A task's function returned labels that do not fit its task (count, type)."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class BuiltinTaskError(ValueError):
+    """A task was registered under the name of a built-in task."""
+
+
 TASKS: dict[str, Task] = {}
+BUILTIN_TASKS: frozenset[str] = frozenset()  # set once the built-ins below are registered
 
 
 def register(t: Task, *, replace: bool = True) -> Task:
-    """Add a task to the registry (so the CLI's --tasks and ``get_task`` find it by name)."""
+    """Add a task to the registry (so the CLI's --tasks and ``get_task`` find it by name). A
+    built-in task's name is refused (``BuiltinTaskError``): replacing ``upos`` would change what
+    every run calls upos. ``replace=False`` also refuses any name already registered."""
+    if t.name in BUILTIN_TASKS and TASKS.get(t.name) is not t:
+        raise BuiltinTaskError(f"task {t.name!r} is built in and cannot be replaced: give your task another name")
     if not replace and t.name in TASKS:
         raise ValueError(f"a task named {t.name!r} is already registered")
     TASKS[t.name] = t
@@ -384,6 +411,8 @@ def agreement_held(sentence: Any) -> list[str | None]:
     return [a[0] if a is not None and a[1] else None for a in _next_agreement(sentence)]
 
 
+BUILTIN_TASKS = frozenset(TASKS)
+
 DEEP_TASKS: tuple[str, ...] = ("open_subjects", "embedding_depth", "agreement_next", "agreement_held")
 
 DESIGN_TASKS: tuple[str, ...] = ("position", "word", "upos", "depth", "phrase", "subject_number", "next_upos")
@@ -436,6 +465,8 @@ def _run(t: Task, fn: Callable[[Any], Sequence[Any]], sentence: Any, index: int)
     """``fn(sentence)`` (the task's labels or groups), its errors turned into one-line TaskErrors."""
     try:
         return list(fn(sentence))
+    except TaskLabelError as err:  # labels that do not fit: no line of the task's code to blame
+        raise TaskError(f"{err} on sentence {index + 1} ({_sentence_name(sentence)})") from None
     except Exception as err:  # noqa: BLE001 - user code: any error, reported in one line
         code = getattr(t.fn, "__code__", None)
         frames = traceback.extract_tb(err.__traceback__)

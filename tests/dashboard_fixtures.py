@@ -86,3 +86,31 @@ def runs_root(tmp_path_factory) -> Path:
     if "root" not in _BUILT or not _BUILT["root"].exists():
         _BUILT["root"] = build_runs_root(tmp_path_factory.mktemp("dashboard"))
     return _BUILT["root"]
+
+
+PAGE_TIMEOUT = 180
+
+
+def use_runs_root(root: Path, monkeypatch) -> None:
+    """Point the dashboard at the runs ``root``, with no GPT-2 configured."""
+    from app.dashboard import ENV_GPT2, ENV_RUNS
+
+    monkeypatch.setenv(ENV_RUNS, str(root))
+    monkeypatch.delenv(ENV_GPT2, raising=False)
+
+
+def open_page(name: str | None = None, run: str | None = "tiny"):
+    """The dashboard (over the root ``use_runs_root`` set) at page ``name`` (None: the Run page)
+    with ``?run=run``, under Streamlit's AppTest; asserts the script raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.dashboard import ENTRY
+
+    at = AppTest.from_file(str(ENTRY), default_timeout=PAGE_TIMEOUT)
+    if run is not None:
+        at.query_params["run"] = run
+    at.run()
+    if name is not None:
+        at.switch_page(f"views/{name}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -21,3 +21,22 @@ def build_treebank_run(run: Path, *, model_seed: int, n_sentences: int, treebank
     tok.save(run / "tokenizer" / "vocab.json")
     write_treebank(run / "data", n_sentences, seed=treebank_seed, split=split)
     return run
+
+
+def quick_probe_args(run_dir: Path, *extra: str) -> list[str]:
+    """``stratascope probe`` arguments for a seconds-long probe of a tiny run (``extra`` appended)."""
+    return ["probe", "--model", str(run_dir), "--data", str(run_dir / "data" / "probe.conllu"), "--tasks", "upos",
+            "--no-twin", "--no-mdl", "--no-cumulative", "--bootstrap", "10", "--max-sentences", "30", "--quiet",
+            *extra]
+
+
+def forbid_work(monkeypatch) -> None:
+    """Make loading a model or the data fail the test: for errors that must come before any work."""
+    import probes
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a model or the data was loaded before the argument error was reported")
+
+    monkeypatch.setattr(probes, "load_models", fail, raising=False)
+    monkeypatch.setattr(probes, "load_data", fail)
+

@@ -70,6 +70,57 @@ def test_load_rejects_bad_vocab_files(tmp_path: Path, content: str, message: str
         WordTokenizer.load(tmp_path / "none.json")
 
 
+@pytest.mark.parametrize("content, where, message", [
+    (b'{\n"<bos>": 0,\n"\xe9t\xe9": 1\n}\n', ":3: ", "not UTF-8"),
+    (b'{\n"<bos>": 0,\n"<eos>": 1,\n}\n', ":4:1: ", "not valid JSON"),
+    (b"[]", ": ", "got a list"),
+    (b'{\n"<bos>": 0,\n"<eos>": "1"\n}\n', ":3: ", "token '<eos>' has id '1'"),
+    (b'{\n"<bos>": 0,\n"<eos>": 0\n}\n', ":3: ", "id 0 is given to both '<bos>' and '<eos>'"),
+])
+def test_bad_vocab_files_name_the_file_and_line(tmp_path: Path, content: bytes, where: str, message: str) -> None:
+    path = tmp_path / "vocab.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        WordTokenizer.load(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}{where}") and message in text and "\n" not in text
+
+
+@pytest.mark.parametrize("name, content, where, message", [
+    ("vocab.json", b'{"a": 0,\n"b": 1,', ":2:8: ", "not valid JSON"),
+    ("vocab.json", b"[]", ": ", "got a list"),
+    ("vocab.json", b'{\n"\xe9": 0}', ":2: ", "not UTF-8"),
+    ("vocab.json", b'{\n"a": 0,\n"b": "x"}', ":3: ", "token 'b' has id 'x'"),
+    ("merges.txt", b"#version: 0.2\n\xe9 b\n", ":2: ", "not UTF-8"),
+])
+def test_bad_bpe_files_name_the_file_and_line(bpe, tmp_path: Path, name: str, content: bytes, where: str,
+                                              message: str) -> None:
+    import shutil
+
+    from corpus.tokenizers import load_bpe
+
+    broken = tmp_path / "bpe"
+    shutil.copytree(bpe[1], broken)
+    (broken / name).write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        load_bpe(broken)
+    text = str(info.value)
+    assert text.startswith(f"{broken / name}{where}") and message in text and "\n" not in text
+
+
+def test_bpe_files_the_tokenizers_library_refuses_give_one_line(bpe, tmp_path: Path) -> None:
+    import shutil
+
+    from corpus.tokenizers import load_bpe
+
+    broken = tmp_path / "bpe"
+    shutil.copytree(bpe[1], broken)
+    (broken / "merges.txt").write_text("#version: 0.2\nzzzq yyyq\n")
+    with pytest.raises(ValueError) as info:
+        load_bpe(broken)
+    assert str(info.value).startswith(f"{broken}: not a readable BPE tokenizer") and "\n" not in str(info.value)
+
+
 def test_bpe_tokenizer_is_saved_for_gpt2_tokenizer_fast(bpe) -> None:
     from transformers import GPT2TokenizerFast
 

@@ -165,6 +165,18 @@ def test_every_page_in_chromium(server, browser):
     page.close()
 
 
+def test_the_run_page_at_its_own_address(server, browser):
+    """/run is the Run page too (Streamlit serves the start page at "/" only, unless told)."""
+    url, run = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{url}/run?run={run}")
+    settle(page, 4)
+    no_exception(page)
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.locator("h1").all_inner_texts()[-1].startswith("Run")
+    page.close()
+
+
 def screenshot(page, path: Path, max_height: int = 3200) -> None:
     """The page down to its end (up to max_height px): Streamlit scrolls inside its main
     container, so the viewport is grown to the content's height first."""

@@ -13,29 +13,15 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app.analysis import checkpoint_drift, cka_matrix, head_summary, logit_lens, native_unembed, stream_stats, subject_verb_pairs
-from app.dashboard import ENTRY, ENV_GPT2, ENV_RUNS
-from dashboard_fixtures import runs_root  # noqa: F401 - fixture
+from app.dashboard import ENV_GPT2, ENV_RUNS
+from dashboard_fixtures import open_page, runs_root, use_runs_root  # noqa: F401 - fixture
 from hooks_fixtures import gpt2_dir  # noqa: F401 - fixture
-
-TIMEOUT = 180
 
 
 @pytest.fixture
 def app(runs_root, monkeypatch):  # noqa: F811
-    monkeypatch.setenv(ENV_RUNS, str(runs_root))
-    monkeypatch.delenv(ENV_GPT2, raising=False)
-
-    def make(page: str | None = None, run: str | None = "tiny") -> AppTest:
-        at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT)
-        if run is not None:
-            at.query_params["run"] = run
-        at.run()
-        if page is not None:
-            at.switch_page(f"views/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return make
+    use_runs_root(runs_root, monkeypatch)  # a test may change the environment before opening a page
+    return open_page
 
 
 def figures(at: AppTest) -> dict:

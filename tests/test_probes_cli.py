@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import probes
-from probes_fixtures import build_treebank_run
+from probes_fixtures import build_treebank_run, forbid_work, quick_probe_args
 from app.cli import main
 from corpus import SplitConfig, read_conllu, write_conllu
 
@@ -161,41 +161,25 @@ def test_cli_keeps_activations_in_a_store(run_dir, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- reliability
-def _quick(run_dir, *extra):
-    """A seconds-long probe of the tiny run."""
-    return ["probe", "--model", str(run_dir), "--data", str(run_dir / "data" / "probe.conllu"), "--tasks", "upos",
-            "--no-twin", "--no-mdl", "--no-cumulative", "--bootstrap", "10", "--max-sentences", "30", "--quiet",
-            *extra]
-
-
-def _no_work(monkeypatch):
-    """Make loading a model fail the test: the errors below must come before any work."""
-    def fail(*args, **kwargs):
-        raise AssertionError("a model was loaded before the argument error was reported")
-
-    monkeypatch.setattr(probes, "load_models", fail, raising=False)
-    monkeypatch.setattr(probes, "load_data", fail)
-
-
 def test_cuda_device_without_cuda_is_one_line(run_dir, monkeypatch, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    _no_work(monkeypatch)
-    assert main(_quick(run_dir, "--device", "cuda")) == 1
+    forbid_work(monkeypatch)
+    assert main(quick_probe_args(run_dir, "--device", "cuda")) == 1
     err = capsys.readouterr().err
     assert "no CUDA device available" in err and "--device cpu" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_out_or_store_naming_a_file_fails_before_any_work(run_dir, tmp_path, monkeypatch, capsys):
-    _no_work(monkeypatch)
+    forbid_work(monkeypatch)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me\n")
-    assert main(_quick(run_dir, "--out", str(a_file))) == 1
+    assert main(quick_probe_args(run_dir, "--out", str(a_file))) == 1
     assert f"--out {a_file} is a file, not a directory" in capsys.readouterr().err
-    assert main(_quick(run_dir, "--out", str(a_file / "sub"))) == 1
+    assert main(quick_probe_args(run_dir, "--out", str(a_file / "sub"))) == 1
     assert f"is under the file {a_file}" in capsys.readouterr().err
-    assert main(_quick(run_dir, "--store", str(a_file), "--out", str(tmp_path / "o"))) == 1
+    assert main(quick_probe_args(run_dir, "--store", str(a_file), "--out", str(tmp_path / "o"))) == 1
     assert f"--store {a_file} is a file" in capsys.readouterr().err
     assert a_file.read_text() == "keep me\n" and not (tmp_path / "o").exists()
 
@@ -214,7 +198,8 @@ def test_task_file_errors_name_the_file_line_and_task(run_dir, tmp_path, capsys)
     boom.write_text("import probes\n\n\n@probes.task('boom', 'late')\ndef boom(sentence):\n"
                     "    return [1 / 0 for w in sentence.words]\n")
     try:
-        assert main(_quick(run_dir, "--task-file", str(boom), "--tasks", "boom", "--out", str(tmp_path / "o"))) == 1
+        assert main(quick_probe_args(run_dir, "--task-file", str(boom), "--tasks", "boom",
+                                     "--out", str(tmp_path / "o"))) == 1
     finally:
         probes.TASKS.pop("boom", None)
     err = capsys.readouterr().err
@@ -224,17 +209,17 @@ def test_task_file_errors_name_the_file_line_and_task(run_dir, tmp_path, capsys)
 
 def test_quick_run_does_not_replace_results_made_with_other_settings(run_dir, tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(_quick(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
+    assert main(quick_probe_args(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
     full = (out / "results.json").read_bytes()
     # fewer tasks, fewer sentences, fewer resamples: refused, and nothing is written
-    assert main(_quick(run_dir, "--max-sentences", "20", "--out", str(out))) == 1
+    assert main(quick_probe_args(run_dir, "--max-sentences", "20", "--out", str(out))) == 1
     err = capsys.readouterr().err
     assert "holds results made with other settings" in err and "--force" in err
     assert "tasks upos,depth → upos" in err and "data.max_sentences 30 → 20" in err
     assert (out / "results.json").read_bytes() == full
     # the same settings again: a rerun replaces them; --force replaces any
-    assert main(_quick(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
-    assert main(_quick(run_dir, "--max-sentences", "20", "--out", str(out), "--force")) == 0
+    assert main(quick_probe_args(run_dir, "--tasks", "upos,depth", "--out", str(out))) == 0
+    assert main(quick_probe_args(run_dir, "--max-sentences", "20", "--out", str(out), "--force")) == 0
     results = probes.load_results(out)
     assert [t.name for t in results.tasks] == ["upos"] and results.data.max_sentences == 20
 
@@ -278,9 +263,9 @@ def poisoned_run(run_dir, tmp_path_factory):
 
 def test_nonfinite_activations_fail_the_run_naming_model_and_layer(poisoned_run, tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(_quick(poisoned_run, "--out", str(out))) == 1  # refused at load (hooks)
+    assert main(quick_probe_args(poisoned_run, "--out", str(out))) == 1  # refused at load (hooks)
     assert "blocks.1.mlp.fc_out.bias" in capsys.readouterr().err
-    assert main(_quick(poisoned_run, "--out", str(out), "--allow-nonfinite")) == 1
+    assert main(quick_probe_args(poisoned_run, "--out", str(out), "--allow-nonfinite")) == 1
     err = capsys.readouterr().err
     assert "model 'poisoned': the activations at layer 2 (blocks.1.hook_resid_post) hold" in err
     assert "Traceback" not in err and not (out / "results.json").exists()

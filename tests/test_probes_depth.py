@@ -123,6 +123,24 @@ def test_verdict_incomplete_without_a_level():
     assert v["pairs"][0]["ok"] is True
 
 
+def test_verdict_without_resamples_is_incomplete_not_a_traceback(tmp_path, capsys):
+    """--bootstrap 0 (no resamples) crashed formatting a NaN fraction (#19): no fraction, no verdict."""
+    empty = np.zeros(0)
+    v = hierarchy_verdict({"pos": 0.0, "upos": 1.0, "agree": 2.0}, {"pos": empty, "upos": empty, "agree": empty},
+                          {"pos": "early", "upos": "middle", "agree": "late"})
+    assert v["holds"] is None and v["p_order"] is None and v["pairs"] == [] and v["failing"] == []
+    assert v["message"] == "incomplete: no bootstrap resample to test the order (0 resamples)"
+    from corpus import SplitConfig
+    from probes_fixtures import build_treebank_run
+
+    run = build_treebank_run(tmp_path / "tiny", model_seed=5, n_sentences=200, treebank_seed=2,
+                             split=SplitConfig(0.5, 0.1, 0.4))
+    assert main(["probe", "--model", str(run), "--bootstrap", "0", "--no-twin", "--no-mdl", "--tasks",
+                 "position,upos,subject_number", "--max-sentences", "60", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    assert "incomplete: no bootstrap resample" in capsys.readouterr().out
+    assert probes.load_results(tmp_path / "o").verdict.holds is None
+
+
 def test_verdict_ignores_undefined_expected_layers():
     boot = {"pos": np.zeros(50), "word": np.full(50, np.nan), "upos": np.ones(50), "agree": np.full(50, 2.0)}
     point = {"pos": 0.0, "word": float("nan"), "upos": 1.0, "agree": 2.0}

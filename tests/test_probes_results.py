@@ -142,7 +142,8 @@ def test_a_run_that_erases_nothing_does_not_replace_erasure_results(results, tmp
 def test_a_run_without_erasure_keeps_its_keys(results):
     data = results.to_dict()
     with_verdicts = V1_MODEL_KEYS[:8] + ["verdicts"] + V1_MODEL_KEYS[8:]  # the verdict by definition beside it
-    assert list(data) == V1_KEYS and all(list(m) == with_verdicts for m in data["models"])
+    with_fingerprint = with_verdicts + ["fingerprint"]  # #19: the weights and tokenizer probed
+    assert list(data) == V1_KEYS and all(list(m) == with_fingerprint for m in data["models"])
     assert all(m.erasure is None for m in results.models)
 
 

@@ -198,3 +198,14 @@ def test_split_by_distinct_sentence_text():
     assert np.array_equal(split, probes.split_sentences(sents, (0.6, 0.2, 0.2), seed=0))
     tiny = probes.split_sentences(sents[:3], (0.7, 0.1, 0.2), seed=0)
     assert sorted(tiny.tolist()) == [0, 1, 2]
+
+
+def test_unhashable_categorical_labels_are_one_line_naming_task_and_value():
+    t = probes.Task("lists", "late", "categorical", lambda s: [[w.form] for w in s.words])
+    s = Sentence([Word(1, "a"), Word(2, "b")], metadata={"sent_id": "s-1"})
+    with pytest.raises(probes.tasks.TaskError,
+                       match=r"task 'lists' returned an unhashable label \['a'\] \(list; .*\) on sentence 1 \('s-1'\)"):
+        probes.label_task(t, [s])
+    # hashable labels of any type are fine (a tuple, an int)
+    pairs = probes.Task("pairs", "late", "categorical", lambda s: [(w.form, 1) for w in s.words])
+    assert probes.label_task(pairs, [s]).classes == [("a", 1), ("b", 1)]

@@ -17,9 +17,10 @@ sentences, against a random subspace of the same rank (--erase-random draws); se
 
 Writes results.json, results.csv, figures.html (standalone, works offline) and report.md to
 --out (default: runs/NAME/probes/MODEL-TAG/, with "@DATA" appended to the tag for a CoNLL-U file).
-Results already there that were made with other settings (tasks, data, configuration, models)
-are not replaced without --force: the command stops before probing and names what differs. A
-rerun with the same settings replaces them.
+Results already there that were made with other settings (tasks, data and its contents,
+configuration, models and their weights) are not replaced without --force: the command stops
+before probing and names what differs. A rerun with the same settings replaces them. A --store
+built from another model or other sentences is refused before any work (rebuilt with --force).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", nargs="+", default=[], metavar="SPEC", help="more models probed side by side")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/NAME/probes/MODEL-TAG/)")
     parser.add_argument("--force", action="store_true",
-                        help="replace results in --out that were made with other settings")
+                        help="replace results in --out that were made with other settings (data, models' "
+                             "weights, tasks, configuration), and rebuild --store activation stores built from "
+                             "another model or other sentences")
     parser.add_argument("--no-twin", action="store_true", help="skip the random-init twin of --model")
     parser.add_argument("--twin-seed", type=int, default=0, help="seed of the random-init twin (default 0)")
     parser.add_argument("--treebank", metavar="DIR", help="treebank directory for --data treebank")
@@ -64,10 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--erase", nargs="+", metavar="CONCEPT",
                         help="erase these categorical tasks (names or comma-separated) at every layer of the model "
                              "and its twin, and measure agreement and loss against a random-subspace control")
-    parser.add_argument("--erase-method", choices=["leace", "inlp"], default="leace",
+    parser.add_argument("--erase-method", choices=["leace", "inlp"],
                         help="eraser for --erase (default leace)")
-    parser.add_argument("--erase-random", type=int, default=5, metavar="N",
-                        help="random-subspace draws of the erasure control (default 5)")
+    parser.add_argument("--erase-random", type=int, metavar="N",
+                        help="random-subspace draws of the erasure control, with --erase (default 5, at most 100: "
+                             "each draw costs a forward pass over the held-out sentences per layer and concept, and "
+                             "the probes refitted after every draw are held in memory together)")
     parser.add_argument("--device", default="cpu", help="torch device for the model and the probes (default cpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads for the probe fits (default: auto)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
@@ -86,14 +91,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _load_task_files(paths: list[str]) -> None:
     """Run each task file; a syntax error or an exception in it → ValueError naming the file
-    and the line."""
+    and the line. A file may not replace a built-in task, nor a task another of the files
+    defines (a file given twice runs once)."""
     import runpy
     import traceback
 
+    from probes.tasks import TASKS, BuiltinTaskError
+
+    defined: dict[str, str] = {}  # task name → FILE:LINE of its definition
+    done: set[Path] = set()
     for p in paths:
         path = Path(p)
         if not path.is_file():
             raise FileNotFoundError(f"no task file at {path}")
+        if path.resolve() in done:
+            continue
+        done.add(path.resolve())
+        before = dict(TASKS)
         try:
             runpy.run_path(str(path), run_name="stratascope_tasks")
         except SyntaxError as err:
@@ -102,11 +116,23 @@ def _load_task_files(paths: list[str]) -> None:
             here = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path.resolve()
                     or f.filename == str(path)]
             line = here[-1].lineno if here else "?"
+            if isinstance(err, BuiltinTaskError):
+                raise ValueError(f"{path}:{line}: {err}") from None
             raise ValueError(f"{path}:{line}: the task file raised {type(err).__name__}: {err}") from None
+        for name, t in TASKS.items():
+            if before.get(name) is t:
+                continue
+            code = getattr(t.fn, "__code__", None)
+            where = f"{path}:{code.co_firstlineno if code is not None else '?'}"
+            if name in defined:
+                raise ValueError(f"{where}: task {name!r} is already defined by {defined[name]}: two --task-file "
+                                 f"files cannot define one task; rename one of them")
+            defined[name] = where
 
 
 def _check_dir_option(path: str | Path | None, flag: str) -> None:
-    """A directory option must not name a file, nor lie under one (checked before any work)."""
+    """A directory option must not name a file, nor lie under one, and must be writable
+    (checked before any work, creating nothing)."""
     if path is None:
         return
     path = Path(path)
@@ -116,6 +142,24 @@ def _check_dir_option(path: str | Path | None, flag: str) -> None:
     if existing.exists() and not existing.is_dir():
         where = "is a file" if existing == path else f"is under the file {existing}"
         raise ValueError(f"{flag} {path} {where}, not a directory")
+    if existing.is_dir():
+        _check_writable(path, existing, flag)
+
+
+def _check_writable(path: Path, existing: Path, flag: str) -> None:
+    """Create and remove a file in ``existing`` (``path``, or the nearest directory above it,
+    where its directories would be made): the one sure test (modes, ACLs, read-only mounts)."""
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".stratascope-write-check-", dir=existing)
+    except OSError as err:
+        where = "" if existing == path else f" (cannot create it in {existing})"
+        raise ValueError(f"{flag} {path} is not writable{where}: {err.strerror or err}; "
+                         f"choose a writable {flag}") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def default_out(model: str, data: str, tag: str) -> Path:
@@ -136,6 +180,16 @@ def _check_numbers(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "bootstrap" else 1):
             raise ValueError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'bootstrap' else '>= 1'}, got {value}")
+    for flag, what in (("erase_method", "the eraser"), ("erase_random", "the random draws of the erasure control")):
+        if getattr(args, flag) is not None and not args.erase:
+            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)} given without --erase: it sets {what}; "
+                             f"add --erase CONCEPT or leave it out")
+    if args.erase_random is not None:
+        from probes.erase import MAX_RANDOM_DRAWS
+
+        if args.erase_random > MAX_RANDOM_DRAWS:
+            raise ValueError(f"--erase-random must be at most {MAX_RANDOM_DRAWS} (each draw costs a forward pass over "
+                             f"the held-out sentences per layer and concept), got {args.erase_random}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,10 +212,12 @@ def run(args: argparse.Namespace) -> int:
     tasks = probes.resolve_tasks(tasks)  # unknown names fail here, before any model is loaded
     erasure = None
     if args.erase:
+        from probes.erase import DEFAULT_RANDOM_DRAWS
         from probes.run import Erasure
 
         concepts = [name.strip() for item in args.erase for name in item.split(",") if name.strip()]
-        erasure = Erasure.of(concepts, args.erase_method, args.erase_random)
+        n_random = DEFAULT_RANDOM_DRAWS if args.erase_random is None else args.erase_random
+        erasure = Erasure.of(concepts, args.erase_method or "leace", n_random)
     check_device(args.device)
     _check_dir_option(args.out, "--out")
     _check_dir_option(args.store, "--store")
@@ -187,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
     results = probes.probe_models(models, sentences, tasks, config, store_dir=args.store,
                                   batch_size=args.batch_size, data_info=source, log=log, erasure=erasure,
                                   progress=not args.quiet,
-                                  max_memory=None if args.max_memory is None else args.max_memory * 2**30)
+                                  max_memory=None if args.max_memory is None else args.max_memory * 2**30,
+                                  rebuild_stores=args.force)
     paths = probes.write_outputs(results, out)
     print(probes.summary(results))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

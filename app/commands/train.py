@@ -10,7 +10,8 @@ Precedence, lowest first: preset, --config, the individual flags, --set.
 
 One process writes a run directory at a time: a second `train` on the same --out (or a
 --resume during a run) fails at once naming the writer's PID. SIGINT / SIGTERM finish the
-step, save a checkpoint and exit with status 130 / 143 (128 + the signal's number).
+step, save a checkpoint and exit with status 130 / 143 (128 + the signal's number); before the
+first step finished there is nothing to save, and they stop at once with the same status.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
+from corpus.textio import read_json
 from gpt_model.presets import TRAIN_PRESETS, train_preset
 from gpt_model.run_config import RunConfig
 from gpt_model.rundir import RunDir
@@ -71,7 +73,7 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, Path]:
     else:
         config = train_preset(preset)
     if args.config:
-        config = RunConfig.from_dict(_read_json(Path(args.config)), base=config)
+        config = _read_config_file(Path(args.config), config)
     sets: list[str] = []
     if args.data is not None:
         if args.data == "treebank":
@@ -97,17 +99,20 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, Path]:
     return config, out
 
 
-def _read_json(path: Path) -> dict:
+def _read_config_file(path: Path, base: RunConfig) -> RunConfig:
+    """--config FILE over `base`; every error names the file (and the line of a syntax error)."""
     if not path.is_file():
-        raise FileNotFoundError(f"no config file at {path}")
+        raise FileNotFoundError(f"--config: no config file at {path}")
+    data = read_json(path, "a JSON object with 'model', 'train', 'data' sections")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: invalid JSON ({err})") from err
+        return RunConfig.from_dict(data, base=base)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from gpt_model.distributed import shutdown_distributed
+    from gpt_model.signals import StoppedBySignal
     from gpt_model.train import TrainingDiverged, train
 
     config, out = build_config(args)
@@ -116,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"stratascope train: {err}", flush=True)
         return 1
+    except StoppedBySignal as stop:
+        return stop.exit_status  # 128 + the signal; the trainer said what was left
     finally:
         shutdown_distributed()
     if result.status != "finished":

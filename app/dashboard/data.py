@@ -3,8 +3,11 @@
 Rules (the user-facing version is in docs/dashboard.md, "Rules"):
 
 * Only run directories under the root (``--runs``, env ``STRATASCOPE_RUNS``, default ``runs``)
-  are read. A run name is one path component; every path is resolved (symlinks followed) and
-  refused with ``AccessError`` when it leaves the root — ``..``, absolute paths, symlinks out.
+  are read. A run name is one path component the file system can hold (at most 255 bytes, no
+  NUL); every path is resolved (symlinks followed) and refused with ``AccessError`` (one line,
+  the name cut short) when it leaves the root — ``..``, absolute paths, symlinks out or in a loop.
+* Numbers no run writes (NaN, ±inf, out of range) are flagged, never drawn: the Run page's
+  ``results.json`` fields by ``_checked_results``, probing results by ``probes.load_results``.
 * Each model is loaded once per process (``st.cache_resource``) and every forward pass runs
   under its backend's lock (``hooks.lock_for``): ``Backend.run`` takes it, and so does the
   logit lens here, which calls the model's final norm and unembedding directly.
@@ -64,34 +67,58 @@ def settings() -> Settings:
 
 def inside(root: Path, path: Path, what: str = "the runs root") -> Path:
     """``path`` resolved (symlinks followed); AccessError unless it lies under ``root``."""
-    root = Path(root).resolve()
-    real = Path(path).resolve()
+    try:
+        root = Path(root).resolve()
+        real = Path(path).resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+        raise AccessError(f"refused: {path} cannot be resolved: {err}") from None
     if real != root and root not in real.parents:
         raise AccessError(f"refused: {path} resolves to {real}, outside {what} {root}")
     return real
 
 
+NAME_MAX = 255  # bytes in one directory name (Linux, macOS)
+
+
+def shown(name: str, limit: int = 40) -> str:
+    """``name`` for a message: quoted, cut to ``limit`` characters (a URL may carry thousands)."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}… ({len(name)} characters)"
+
+
 def check_name(name: str, what: str = "run") -> str:
-    """A single, plain path component (no separators, no '..')."""
+    """A single, plain path component (no separators, no '..') that the file system can hold."""
     if not isinstance(name, str) or not name.strip():
         raise AccessError(f"refused: empty {what} name")
     if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("~"):
-        raise AccessError(f"refused: {what} name {name!r} is not a directory name under the runs root "
-                          f"(no '/', '..' or absolute paths)")
+        raise AccessError(f"refused: {what} name {shown(name)} is not a directory name under the runs root "
+                          f"(no '/', '..', NUL or absolute paths)")
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        raise AccessError(f"refused: {what} name {shown(name)} is not a valid file name (unencodable characters)") \
+            from None
+    if size > NAME_MAX:
+        raise AccessError(f"refused: {what} name {shown(name)} is {size} bytes long; a directory name has at most "
+                          f"{NAME_MAX}")
     return name
 
 
 def resolve_run(root: Path, name: str) -> Path:
-    """The run directory ``root/name``, checked (see module doc)."""
+    """The run directory ``root/name``, checked (see module doc). Every failure, the file
+    system's included, is an AccessError of one line."""
     check_name(name)
-    path = Path(root) / name
-    if not path.exists() and not path.is_symlink():
-        raise AccessError(f"no run named {name!r} under {root}")
-    real = inside(root, path)
-    if not real.is_dir():
-        raise AccessError(f"{name!r} under {root} is not a directory")
-    if not RunDir(real).is_run():
-        raise AccessError(f"{name!r} is not a run directory: it has no {CONFIG_FILE}")
+    try:
+        path = Path(root) / name
+        if not path.exists() and not path.is_symlink():
+            raise AccessError(f"no run named {shown(name)} under {root}")
+        real = inside(root, path)
+        if not real.is_dir():
+            raise AccessError(f"{shown(name)} under {root} is not a directory")
+        if not RunDir(real).is_run():
+            raise AccessError(f"{shown(name)} is not a run directory: it has no {CONFIG_FILE}")
+    except (OSError, RuntimeError) as err:  # unreadable, a symlink loop (RuntimeError from resolve), …
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise AccessError(f"refused: run {shown(name)} cannot be read: {why}") from None
     return real
 
 
@@ -135,15 +162,15 @@ def run_summary(root: str, name: str, sig: tuple[float, ...]) -> dict[str, Any]:
     """What the Run page shows; problems are collected in "errors" (never raised)."""
     root_p = Path(root)
     rd = RunDir(resolve_run(root_p, name))
-    out: dict[str, Any] = {"name": name, "path": str(rd.path), "errors": [], "config": None, "metrics": [],
-                           "bad_metric_lines": 0, "results": None, "checkpoints": [], "has_final": False,
-                           "probe_tags": [], "treebank": None, "treebank_stats": None}
+    out: dict[str, Any] = {"name": name, "path": str(rd.path), "errors": [], "config": None, "results": None,
+                           "checkpoints": [], "has_final": False, "probe_tags": [], "treebank": None,
+                           "treebank_stats": None}
     errors = out["errors"]
     out["config"] = _valid_config(root_p, rd, errors)
-    out["metrics"], out["bad_metric_lines"] = _read_metrics(root_p, rd, errors)
+    out.update(_read_metrics(root_p, rd, errors))
     if rd.results_path.is_file():
         try:
-            out["results"] = _read_json(root_p, rd.results_path)
+            out["results"] = _checked_results(_read_json(root_p, rd.results_path), rd.results_path.name, errors)
         except (ValueError, OSError) as err:
             errors.append(f"{rd.results_path.name}: {err}")
     if rd.has_final_weights():
@@ -174,27 +201,131 @@ def _valid_config(root: Path, rd: RunDir, errors: list[str]) -> dict[str, Any] |
         return None
 
 
-def _read_metrics(root: Path, rd: RunDir, errors: list[str]) -> tuple[list[dict[str, Any]], int]:
-    """The metrics records, and how many lines were not JSON (a run being written, or damaged)."""
-    records: list[dict[str, Any]] = []
-    bad = 0
+# The numbers of a training run's results.json the Run page shows, and where they can lie; a
+# value outside (NaN, ±inf, 1e308: a damaged or edited file) is reported and not shown.
+MAX_LOSS = 1e6  # nats/token
+PLAUSIBLE = 1e15  # any other number
+RESULT_RANGES: dict[str, tuple[float, float]] = {
+    "val_loss": (0.0, MAX_LOSS), "entropy_floor": (0.0, MAX_LOSS), "unigram_entropy": (0.0, MAX_LOSS),
+    "pct_above_floor": (-100.0, PLAUSIBLE), "train_tokens_per_s": (0.0, PLAUSIBLE), "agreement.accuracy": (0.0, 1.0),
+}
+
+
+def _checked_results(res: Any, name: str, errors: list[str]) -> dict[str, Any] | None:
+    """``res`` with each number of RESULT_RANGES that is not a finite number in its range
+    replaced by None, and one error per such field ("results.json: val_loss NaN is …")."""
+    if not isinstance(res, dict):
+        errors.append(f"{name}: expected a JSON object, got {type(res).__name__}: not shown")
+        return None
+    for field, (lo, hi) in RESULT_RANGES.items():
+        parent, _, key = field.rpartition(".")
+        holder = res.get(parent) if parent else res
+        if not isinstance(holder, dict) or holder.get(key) is None:
+            continue
+        why = _implausible(holder[key], lo, hi)
+        if why:
+            errors.append(f"{name}: {field} {why}: not shown")
+            holder[key] = None
+    return res
+
+
+def _implausible(value: Any, lo: float, hi: float) -> str | None:
+    """Why ``value`` is not a finite number in [lo, hi], or None when it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{str(value)[:40]!r} is not a number"
+    if not math.isfinite(value):
+        return f"{'NaN' if math.isnan(value) else value} is not a finite number"
+    if not lo <= value <= hi:
+        return f"{float(value):g} is outside [{lo:g}, {hi:g}]"
+    return None
+
+
+# why a line of metrics.jsonl gives no point on the curves: (one line, several lines)
+NOT_JSON = ("is not JSON", "are not JSON")
+NOT_OBJECT = ("is not a JSON object", "are not JSON objects")
+NO_STEP = ("has no integer step", "have no integer step")
+SKIPPED_STEP = ("is a skipped step (non-finite loss or gradient)", "are skipped steps (non-finite loss or gradient)")
+NO_LOSS = ("has no finite train_loss or val_loss", "have no finite train_loss or val_loss")
+
+
+def _read_metrics(root: Path, rd: RunDir, errors: list[str]) -> dict[str, Any]:
+    """metrics.jsonl: "metrics", its records (JSON objects); "metric_lines", the line number of
+    each; "metric_skipped", (line, why) for each line that is not one (cut by a crash, being
+    written, or damaged); "metric_line_count", its non-blank lines."""
+    out: dict[str, Any] = {"metrics": [], "metric_lines": [], "metric_skipped": [], "metric_line_count": 0}
     path = rd.metrics_path
     if not (path.is_file() or path.is_symlink()):
-        return records, bad
+        return out
     try:
-        for line in inside(root, path).read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(inside(root, path).read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
+            out["metric_line_count"] += 1
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                bad += 1
+                out["metric_skipped"].append((number, NOT_JSON))
                 continue
-            if isinstance(rec, dict):
-                records.append(rec)
+            if not isinstance(rec, dict):
+                out["metric_skipped"].append((number, NOT_OBJECT))
+                continue
+            out["metrics"].append(rec)
+            out["metric_lines"].append(number)
     except (AccessError, OSError, UnicodeDecodeError) as err:
         errors.append(f"{path.name}: {err}")
-    return records, bad
+    return out
+
+
+@dataclass
+class MetricSeries:
+    """metrics.jsonl as the Run page draws it: the records of training steps with a finite
+    loss (``train``), of evaluations (``val``), the events, and (line, why) for every line that
+    gives no point (``unused``: events, skipped steps, lines without a step or a loss, lines
+    that are not records)."""
+
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    unused: list[tuple[int, tuple[str, str]]]
+
+
+def metric_series(summary: dict[str, Any]) -> MetricSeries:
+    """The records of a ``run_summary`` sorted into what the Run page plots and what it cannot."""
+    train, val, events = [], [], []
+    unused = list(summary.get("metric_skipped", []))
+    for number, r in zip(summary.get("metric_lines", []), summary.get("metrics", [])):
+        if "event" in r:
+            events.append(r)
+            name = str(r["event"])[:40]
+            unused.append((number, (f"is an event ({name})", f"are events ({name})")))
+            continue
+        step = r.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            unused.append((number, NO_STEP))
+            continue
+        in_train = finite(r.get("train_loss")) is not None and not r.get("skipped")
+        in_val = finite(r.get("val_loss")) is not None
+        if in_train:
+            train.append(r)
+        if in_val:
+            val.append(r)
+        if not (in_train or in_val):
+            unused.append((number, SKIPPED_STEP if r.get("skipped") else NO_LOSS))
+    return MetricSeries(train, val, events, sorted(unused))
+
+
+def describe_lines(unused: list[tuple[int, tuple[str, str]]], most: int = 5) -> str:
+    """"line 2 is not JSON, lines 3, 5 have no integer step": the lines grouped by why, in the
+    order each why first appears (at most ``most`` line numbers each)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for number, why in unused:
+        groups.setdefault(why, []).append(number)
+    parts = []
+    for (one, many), numbers in groups.items():
+        shown_numbers = ", ".join(map(str, numbers[:most])) + (f", … ({len(numbers)} in all)"
+                                                               if len(numbers) > most else "")
+        parts.append(f"line {shown_numbers} {one}" if len(numbers) == 1 else f"lines {shown_numbers} {many}")
+    return ", ".join(parts)
 
 
 def _checkpoint_names(root: Path, rd: RunDir) -> list[str]:

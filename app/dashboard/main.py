@@ -13,20 +13,11 @@ if str(_REPO) not in sys.path:  # `streamlit run` puts only this script's folder
 
 import streamlit as st  # noqa: E402
 
-from app.dashboard import VIEWS, ui  # noqa: E402
+from app.dashboard import ui  # noqa: E402
 
 st.set_page_config(page_title="stratascope", page_icon="🔭", layout="wide")
 
-PAGES = [
-    st.Page(VIEWS / "run.py", title="Run", url_path="run", default=True),
-    st.Page(VIEWS / "attention.py", title="Attention", url_path="attention"),
-    st.Page(VIEWS / "residual.py", title="Residual stream", url_path="residual"),
-    st.Page(VIEWS / "drift.py", title="Activation drift", url_path="drift"),
-    st.Page(VIEWS / "probes.py", title="Probes", url_path="probes"),
-    st.Page(VIEWS / "compare.py", title="Compare", url_path="compare"),
-]
-
-page = st.navigation(PAGES)
+page = st.navigation(ui.pages())  # addresses: ui.PAGES
 st.sidebar.title("stratascope")
 ui.sidebar()
 page.run()

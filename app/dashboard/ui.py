@@ -13,13 +13,38 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.dashboard import data
+from app.dashboard import VIEWS, data
 from gpt_model.rundir import CONFIG_FILE, WEIGHTS_FILE, RunDir
 
 CTX_KEY = "_stratascope_ctx"
 SENTENCE_KEY = "_stratascope_sentence"
 DEFAULT_SENTENCE = "the dogs near the old cat sleep ."
 PLOT_CONFIG = {"displaylogo": False}
+
+
+# ----------------------------------------------------------------------------- pages
+# (script in views/, title, address): each page is served at /ADDRESS (e.g. /attention?run=demo)
+PAGES = (("run.py", "Run", "run"), ("attention.py", "Attention", "attention"),
+         ("residual.py", "Residual stream", "residual"), ("drift.py", "Activation drift", "drift"),
+         ("probes.py", "Probes", "probes"), ("compare.py", "Compare", "compare"))
+
+
+def pages() -> list[st.Page]:
+    """The pages for ``st.navigation``, in menu order. The first (Run) is the start page, served
+    at "/"; Streamlit ignores a start page's own address, so it is served at "/run" too, by a
+    second page of the same script hidden from the menu."""
+    (script, title, address), *others = PAGES
+    out = [st.Page(VIEWS / script, title=title, url_path=f"{address}-start", default=True)]
+    out += [st.Page(VIEWS / s, title=t, url_path=a) for s, t, a in others]
+    out.append(st.Page(VIEWS / script, title=title, url_path=address, visibility="hidden"))
+    return out
+
+
+def probe_hint(ctx: "RunContext") -> str:
+    """The command that writes the probing results the Probes and Compare pages read."""
+    import shlex
+
+    return f"stratascope probe --model {shlex.quote(str(Path(ctx.root) / str(ctx.name)))}"
 
 
 # ----------------------------------------------------------------------------- run context
@@ -89,6 +114,8 @@ def sidebar() -> RunContext:
             ctx.summary = data.run_summary(ctx.root, ctx.name, ctx.sig)
         except data.AccessError as err:
             ctx.refused = str(err)
+        except (OSError, ValueError) as err:  # a run that changed or broke while being read
+            ctx.refused = f"run {data.shown(ctx.name)} cannot be read: {type(err).__name__}: {err}"
     if ctx.summary is not None:
         options = data.weight_options(ctx.summary)
         if options:
@@ -124,6 +151,18 @@ def current(need_model: bool = False) -> RunContext:
             st.warning(f"Run `{ctx.name}` has no weights yet (no {WEIGHTS_FILE} and no checkpoint).")
             st.stop()
     return ctx
+
+
+def probe_results(ctx: RunContext, tag: str) -> Any:
+    """The run's probing results ``tag`` (``probes.ProbeResults``), or None after showing in one
+    line why they cannot be read (a damaged results.json names the file and the field)."""
+    try:
+        return data.probe_results(ctx.root, ctx.name, tag, ctx.sig)
+    except (ValueError, OSError) as err:  # AccessError and json's errors are ValueErrors
+        st.error(f"The probing results `{tag}` cannot be shown: {err}")
+    except Exception as err:  # noqa: BLE001 - a shape the reader did not foresee: still one line
+        st.error(f"The probing results `{tag}` cannot be shown: {type(err).__name__}: {err}")
+    return None
 
 
 @contextlib.contextmanager

@@ -112,14 +112,13 @@ def same_tasks(ctx: ui.RunContext) -> None:
     st.header("Same tasks (probing results)")
     s = ctx.summary
     if not s["probe_tags"]:
-        st.info(f"No probing results for `{ctx.name}`: run `stratascope probe` first.")
+        st.info(f"No probing results for `{ctx.name}`: run `{ui.probe_hint(ctx)}` first.")
         return
     tag = st.selectbox("Results", s["probe_tags"], key="compare_tag")
-    results = None
-    with ui.guard("Reading the probing results"):
-        results = data.probe_results(ctx.root, ctx.name, tag, ctx.sig).to_dict()
-    if results is None:
+    read = ui.probe_results(ctx, tag)
+    if read is None:
         return
+    results = read.to_dict()
     roles = {m["role"] for m in results["models"]}
     if ctx.settings.gpt2 and "compare" not in roles:
         st.info("GPT-2 is configured for this dashboard but these results do not include it: probe it with "

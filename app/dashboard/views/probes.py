@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.dashboard import data, ui
+from app.dashboard import ui
 from probes.report import EXPECTED_NAMES, expected_by_kind
 from probes.results import Interval, Measurement, ModelResult, ProbeResults
 
@@ -121,12 +121,10 @@ def render() -> None:
     tags = s["probe_tags"]
     if not tags:
         st.info(f"No probing results for `{ctx.name}` yet (looked for probes/*/results.json). "
-                f"Run `stratascope probe {ctx.root}/{ctx.name}`.")
+                f"Run `{ui.probe_hint(ctx)}`.")
         return
     tag = st.selectbox("Results", tags, key="probes_tag", help="runs/RUN/probes/TAG/results.json")
-    results = None
-    with ui.guard("Reading the probing results"):
-        results = data.probe_results(ctx.root, ctx.name, tag, ctx.sig)
+    results = ui.probe_results(ctx, tag)
     if results is None:
         return
     d = results.data

@@ -65,7 +65,8 @@ def headline_metrics(res: dict, floor: float | None, floor_src: str) -> None:
     if pct is None and val_loss is not None and floor:
         pct = 100 * (val_loss - floor) / floor
     cols[2].metric("above the floor", "–" if pct is None else f"{pct:+.2f}%")
-    agreement = (res.get("agreement") or {}).get("accuracy")
+    agreement = res.get("agreement")
+    agreement = data.finite(agreement.get("accuracy")) if isinstance(agreement, dict) else None
     cols[3].metric("agreement (attractors)", "–" if agreement is None else f"{100 * agreement:.2f}%",
                    help="minimal pairs whose subject and verb are separated by an attractor")
     tps = data.finite(res.get("train_tokens_per_s"))
@@ -103,18 +104,21 @@ def performance_charts(train: list[dict]) -> None:
 def training(ctx: ui.RunContext) -> None:
     s = ctx.summary
     st.header("Training")
-    rows = s["metrics"]
-    if s["bad_metric_lines"]:
-        st.warning(f"metrics.jsonl: {s['bad_metric_lines']} unreadable line(s) skipped")
+    n_lines, skipped = s["metric_line_count"], s["metric_skipped"]
+    if skipped:
+        cut = " (a line being written, or damaged)" if any(why == data.NOT_JSON for _, why in skipped) else ""
+        st.warning(f"metrics.jsonl: {len(skipped)} of {n_lines} lines skipped: {data.describe_lines(skipped)}{cut}")
     floor, floor_src = data.entropy_floor(s)
     res = s.get("results") or {}
     headline_metrics(res, floor, floor_src)
-    train = [r for r in rows if isinstance(r.get("step"), int) and data.finite(r.get("train_loss")) is not None
-             and not r.get("skipped") and "event" not in r]
-    val = [r for r in rows if isinstance(r.get("step"), int) and data.finite(r.get("val_loss")) is not None
-           and "event" not in r]
+    series = data.metric_series(s)
+    train, val = series.train, series.val
     if not train and not val:
-        st.info("No training metrics yet (metrics.jsonl is missing or empty).")
+        if not n_lines:
+            st.info("No training metrics yet (metrics.jsonl is missing or empty).")
+        else:
+            st.info(f"No loss to plot: of the {n_lines} line{'s' * (n_lines > 1)} of metrics.jsonl, "
+                    f"{data.describe_lines(series.unused)}.")
         return
     fig = go.Figure()
     if train:
@@ -141,7 +145,7 @@ def training(ctx: ui.RunContext) -> None:
     ui.plot(fig, key="loss_curves")
 
     performance_charts(train)
-    events = [r for r in rows if "event" in r and r["event"] != "final"]
+    events = [r for r in series.events if r["event"] != "final"]
     if events:
         with st.expander(f"events ({len(events)})"):
             ui.dataframe([{"step": r.get("step"), "event": r["event"], "detail": r.get("message") or r.get("checkpoint")}
