@@ -40,3 +40,20 @@ def forbid_work(monkeypatch) -> None:
     monkeypatch.setattr(probes, "load_models", fail, raising=False)
     monkeypatch.setattr(probes, "load_data", fail)
 
+
+def probe_with_task_file(run_dir: Path, tmp_path: Path, name: str, labels: str) -> tuple[int, Path]:
+    """``stratascope probe`` (a quick run) of one late task ``name`` defined in a task file, whose
+    labels per sentence are the Python expression ``labels`` (over ``sentence``): (exit code, file).
+    The task is unregistered afterwards."""
+    import probes
+    from app.cli import main
+
+    path = tmp_path / f"{name}_tasks.py"
+    path.write_text(f"import probes\n\n\n@probes.task({name!r}, 'late')\ndef {name}(sentence):\n"
+                    f"    return {labels}\n")
+    try:
+        return main(quick_probe_args(run_dir, "--task-file", str(path), "--tasks", name,
+                                     "--out", str(tmp_path / "o"))), path
+    finally:
+        probes.TASKS.pop(name, None)
+

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import probes
-from probes_fixtures import build_treebank_run, forbid_work, quick_probe_args
+from probes_fixtures import build_treebank_run, forbid_work, probe_with_task_file, quick_probe_args
 from app.cli import main
 from corpus import SplitConfig, read_conllu, write_conllu
 
@@ -194,14 +194,8 @@ def test_task_file_errors_name_the_file_line_and_task(run_dir, tmp_path, capsys)
     raising.write_text("import probes\nraise RuntimeError('no tasks today')\n")
     assert main(["probe", "--task-file", str(raising), "--list-tasks"]) == 1
     assert f"{raising}:2: the task file raised RuntimeError: no tasks today" in capsys.readouterr().err
-    boom = tmp_path / "boom_tasks.py"
-    boom.write_text("import probes\n\n\n@probes.task('boom', 'late')\ndef boom(sentence):\n"
-                    "    return [1 / 0 for w in sentence.words]\n")
-    try:
-        assert main(quick_probe_args(run_dir, "--task-file", str(boom), "--tasks", "boom",
-                                     "--out", str(tmp_path / "o"))) == 1
-    finally:
-        probes.TASKS.pop("boom", None)
+    code, boom = probe_with_task_file(run_dir, tmp_path, "boom", "[1 / 0 for w in sentence.words]")
+    assert code == 1
     err = capsys.readouterr().err
     assert f"task 'boom' raised ZeroDivisionError at {boom}:6 on sentence 1" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ import pytest
 import probes
 from app.cli import main
 from corpus import SplitConfig, read_conllu, write_conllu
-from probes_fixtures import build_treebank_run, forbid_work, quick_probe_args
+from probes_fixtures import build_treebank_run, forbid_work, probe_with_task_file, quick_probe_args
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +66,8 @@ def test_two_task_files_defining_one_task_are_refused(tmp_path, capsys):
 
 
 def test_a_task_with_unhashable_labels_is_one_line(run_dir, tmp_path, capsys):
-    lists = tmp_path / "list_tasks.py"
-    lists.write_text("import probes\n\n\n@probes.task('lists', 'late')\ndef lists(sentence):\n"
-                     "    return [[w.upos] for w in sentence.words]\n")
-    try:
-        assert main(quick_probe_args(run_dir, "--task-file", str(lists), "--tasks", "lists",
-                                     "--out", str(tmp_path / "o"))) == 1
-    finally:
-        probes.TASKS.pop("lists", None)
+    code, _ = probe_with_task_file(run_dir, tmp_path, "lists", "[[w.upos] for w in sentence.words]")
+    assert code == 1
     line = _one_line(capsys.readouterr().err)
     assert "task 'lists'" in line and "unhashable label" in line and "list" in line and "sentence 1" in line
 
