@@ -14,9 +14,11 @@ synthetic residual stream at known layers, in three scenarios —
 * ``flat``: all three at ⌊L/2⌋, lexical shares 0.5 / 0.25 / 0: no order in depth.
 
 Each draw (seed = draw index, for the data and the probe run alike) is one
-``probes.ProbeSuite(tasks, ProbeConfig(...)).fit``; its ``verdicts`` hold the verdict under every
-definition from the same fit (cumulative probes and MDL codes on). Recorded per draw and
-definition: each property's expected layer and the verdict (holds, p_order, the pairs).
+``probes.ProbeSuite(tasks, ProbeConfig(...)).fit`` with --refits fits (default: the probe
+command's); its ``verdicts`` hold the verdict under every definition (``depth``, the default,
+and anchored, Tenney, MDL) from the same fits (cumulative probes and MDL codes on). Recorded per
+draw and definition: each property's expected layer, the verdict (holds, p_order, the pairs with
+their effect sizes, the levels compared); per draw each property's lexical share.
 
 Null: --null-models random-init GPTs (``gpt_model.GPT``, --null-shape, seed = draw index),
 each probed with ``probes.DEFAULT_TASKS`` on --null-sentences sentences of the built-in treebank
@@ -25,7 +27,8 @@ that holds is a false positive.
 
 Goals (issue 20): recover the planted order (``holds`` True on ``ordered``) in ≥ 95 % of draws;
 call an unordered model ordered in ≤ 5 % (``reversed``, ``flat``, random-init). A verdict that
-is "incomplete" (``holds`` None: a level without a defined expected layer) counts as neither.
+is "incomplete" (``holds`` None: a middle or late level without a defined expected layer) counts
+as neither: it is not a claim that the order holds.
 
 Control tasks are off (``control=False, mdl_control=False``): they enter no expected layer and
 no verdict, and would double the time. Everything runs on one thread (--threads). Progress on
@@ -74,7 +77,7 @@ class Definition:
         return self.verdict(fit) if self.verdict is not None else fit.verdicts.get(self.name)
 
 
-DEFINITIONS: list[Definition] = [Definition("anchored"), Definition("tenney"), Definition("mdl")]
+DEFINITIONS: list[Definition] = [Definition("depth"), Definition("anchored"), Definition("tenney"), Definition("mdl")]
 
 
 # ----------------------------------------------------------------------------- one fit
@@ -82,7 +85,7 @@ def _config(seed: int, args: argparse.Namespace) -> Any:
     import probes
 
     return probes.ProbeConfig(seed=seed, n_bootstrap=args.bootstrap, control=False, mdl_control=False,
-                              cumulative=True, mdl=True, threads=args.threads)
+                              cumulative=True, mdl=True, threads=args.threads, refits=args.refits)
 
 
 def _record(fit: Any) -> dict[str, Any]:
@@ -96,8 +99,12 @@ def _record(fit: Any) -> dict[str, Any]:
             "p_order": None if v is None else v.p_order,
             "levels": {} if v is None else {lv: x.mean for lv, x in v.levels.items()},
             "pairs": [] if v is None else [{"lower": p.lower, "upper": p.upper, "p_in_order": p.p_in_order,
-                                            "difference": p.difference, "ok": p.ok} for p in v.pairs],
+                                            "difference": p.difference, "difference_ci": list(p.difference_ci),
+                                            "ok": p.ok} for p in v.pairs],
+            "compared": [] if v is None else list(v.compared),
         }
+    out["lexical_share"] = {name: r.lexical_share.value if r.lexical_share else None
+                            for name, r in fit.tasks.items() if r.skipped is None}
     return out
 
 
@@ -253,9 +260,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="treebank sentences per random-init model (default 300)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples per fit (default 1000, as probe's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--refits", type=int, default=None,
+                    help="fits per draw (default: ProbeConfig's, as probe's --refits)")
     ap.add_argument("--quick", action="store_true",
                     help="3 draws, 3 random-init models, 100 sentences each, 200 resamples: checks the script")
     args = ap.parse_args(argv)
+    if args.refits is None:
+        import probes
+
+        args.refits = probes.ProbeConfig().refits
     if args.quick:
         args.draws, args.null_models, args.sentences, args.null_sentences, args.bootstrap = 3, 3, 100, 100, 200
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]

@@ -13,6 +13,11 @@ from probes.mdl import BLOCKS
 # Settings that say how a run was executed, not what it measured (they are not compared when a
 # run would replace an earlier one's results).
 EXECUTION_SETTINGS = ("device", "threads")
+CONTROL_LAMBDAS = ("task", "own")
+MAX_REFITS = 100
+# Settings added after results.json files were written without them: the value that reproduces
+# what those runs did (one fit; the control task on its own λ path).
+LEGACY_SETTINGS: dict[str, Any] = {"refits": 1, "control_lambda": "own"}
 
 
 @dataclass
@@ -30,7 +35,7 @@ class ProbeConfig:
     mdl_control: bool = True
     cumulative: bool = True
     max_cumulative_features: int = 2048
-    expected: str = "anchored"  # which expected layer the verdict uses: anchored | tenney | mdl (probes.depth)
+    expected: str = "depth"  # which expected layer the verdict uses: depth | anchored | tenney | mdl (probes.depth)
     verdict_threshold: float = 0.95
     lexical_fraction: float = 0.95  # "lexical" flag: layer 0 reaches this share of the peak gain
     # Probes stop at max |gradient| ≤ tol: 1e-5, ten times tighter than scikit-learn's default,
@@ -42,6 +47,12 @@ class ProbeConfig:
     device: str = "cpu"
     threads: int | None = None  # torch threads for the fits (None: 1 for small fits, else torch's)
     min_train_words: int = 10
+    # Fits per model: refit 0 uses the run's split; each further one re-draws the train / validation
+    # split of the non-test sentences and the MDL block order and refits everything (probes.suite).
+    refits: int = 3
+    # λ of the control task's probe at each layer: "task" (the λ its task chose there: matched
+    # complexity, Hewitt & Liang) or "own" (its own λ path on validation: a conservative bound)
+    control_lambda: str = "task"
 
     def __post_init__(self) -> None:
         split = tuple(float(x) for x in self.split)
@@ -57,6 +68,11 @@ class ProbeConfig:
             raise ValueError("ProbeConfig.lambdas must be positive")
         if not self.ridge_lambdas or any(x <= 0 for x in self.ridge_lambdas):
             raise ValueError("ProbeConfig.ridge_lambdas must be positive")
+        if isinstance(self.refits, bool) or not isinstance(self.refits, int) or not 1 <= self.refits <= MAX_REFITS:
+            raise ValueError(f"ProbeConfig.refits must be an integer in [1, {MAX_REFITS}], got {self.refits!r}")
+        if self.control_lambda not in CONTROL_LAMBDAS:
+            raise ValueError(f"ProbeConfig.control_lambda must be one of {', '.join(CONTROL_LAMBDAS)}, "
+                             f"got {self.control_lambda!r}")
         if self.n_bootstrap < 0:
             raise ValueError("ProbeConfig.n_bootstrap must be >= 0")
         for name in ("tol", "mdl_tol"):
@@ -79,6 +95,7 @@ class ProbeConfig:
         ValueError naming ``where`` for a missing or invalid setting."""
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+        data = {**LEGACY_SETTINGS, **data}
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise ValueError(f"{where}: missing field {missing[0]!r}")

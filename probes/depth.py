@@ -60,7 +60,6 @@ and summed per resample; no probe is refitted).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -68,8 +67,10 @@ import numpy as np
 from probes.metrics import interval
 
 LEVEL_ORDER = ("early", "middle", "late")
-EXPECTED_KINDS = ("anchored", "tenney", "mdl")
+EXPECTED_KINDS = ("depth", "anchored", "tenney", "mdl")
 # The verdict's three outcomes (``holds`` True / False / None), in the words every report uses.
+# A gain counts as above 0 only beyond this fraction of its largest resample (float noise).
+GAIN_TOL = 1e-9
 VERDICT_STATUS: dict[bool | None, str] = {True: "holds", False: "does not hold", None: "incomplete"}
 
 
@@ -102,10 +103,11 @@ def expected_layer_anchored(scores: np.ndarray, baseline: np.ndarray | float) ->
     return np.clip(e, 0.0, s.shape[-1] - 1)
 
 
-def expected_layer_mdl(codelength: np.ndarray, uniform: np.ndarray | float) -> np.ndarray:
+def expected_layer_mdl(codelength: np.ndarray, uniform: np.ndarray | float, lexical: float = 0.0) -> np.ndarray:
     """The MDL expected layer (see module doc) from online codelengths ``[..., L+1]`` (bits, one
     per layer) and the uniform codelength ``[...]``: the centre of the bits saved after layer 0
-    by the best code of layers 0..ℓ; 0 when only layer 0 saves bits, NaN when no layer does."""
+    by the best code of layers 0..ℓ; ``lexical`` (0, or NaN for the depth axis) when only layer 0
+    saves bits, NaN when no layer does."""
     bits = np.asarray(codelength, dtype=np.float64)
     u = np.asarray(uniform, dtype=np.float64)[..., None]
     best = np.minimum.accumulate(np.concatenate([np.broadcast_to(u, bits[..., :1].shape), bits], axis=-1),
@@ -114,9 +116,45 @@ def expected_layer_mdl(codelength: np.ndarray, uniform: np.ndarray | float) -> n
     layers = np.arange(1, bits.shape[-1])
     total = delta.sum(axis=-1)
     tol = 1e-9 * np.maximum(u[..., 0], 1.0)
-    lexical = np.where(best[..., 0] - best[..., 1] > tol, 0.0, np.nan)
+    lexical = np.where(best[..., 0] - best[..., 1] > tol, lexical, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > tol, (delta * layers).sum(axis=-1) / np.where(total > tol, total, 1.0), lexical)
+
+
+def bits_saved_after_embeddings(codelength: np.ndarray, uniform: np.ndarray | float) -> np.ndarray:
+    """D(0) − D(L) (bits, ≥ 0): what the best code of layers 0..L saves over the best of the
+    uniform code and layer 0's, from codelengths ``[..., L+1]`` and the uniform codelength ``[...]``."""
+    bits = np.asarray(codelength, dtype=np.float64)
+    d0 = np.minimum(np.asarray(uniform, dtype=np.float64), bits[..., 0])
+    return np.maximum(d0 - bits.min(axis=-1), 0.0)
+
+
+def score_gained_after_embeddings(cumulative: np.ndarray) -> np.ndarray:
+    """S(L) − S(0) of the cumulative probes ``[..., L+1]``: the score gained after the embeddings
+    (Tenney's Σ_{ℓ≥1} Δ(ℓ); may be negative)."""
+    s = np.asarray(cumulative, dtype=np.float64)
+    return s[..., -1] - s[..., 0]
+
+
+def gain_is_defined(gain_boot: np.ndarray, level: float = 0.95) -> bool:
+    """Whether the post-embedding gain's ``level`` interval excludes 0 (its lower end is above 0):
+    only then does the depth axis give the task a value (``depth_of``)."""
+    g = np.asarray(gain_boot, dtype=np.float64)
+    g = g[np.isfinite(g)]
+    if g.size == 0:
+        return False
+    return bool(np.percentile(g, (1 - level) / 2 * 100) > GAIN_TOL * max(1.0, float(np.abs(g).max())))
+
+
+def lexical_share(layer0: np.ndarray, peak: np.ndarray, baseline: np.ndarray | float) -> np.ndarray:
+    """(S₀ − S_base) / (S_peak − S_base): the share of the gain over the baseline that the
+    embeddings already hold (NaN where the peak is not above the baseline). Not clipped: a
+    resample whose layer 0 beats its peak layer gives a value above 1."""
+    s0, sp = np.asarray(layer0, dtype=np.float64), np.asarray(peak, dtype=np.float64)
+    base = np.asarray(baseline, dtype=np.float64)
+    gain = sp - base
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(gain > 1e-12, (s0 - base) / np.where(gain > 1e-12, gain, 1.0), np.nan)
 
 
 def expected_layer(scores: np.ndarray, baseline: np.ndarray | float | None = None,
@@ -141,48 +179,64 @@ def peak_layer(scores: np.ndarray) -> int:
     return int(np.nanargmax(s))
 
 
-def _level_means(expected: dict[str, np.ndarray], levels: dict[str, str]) -> dict[str, np.ndarray]:
-    out = {}
-    for level in LEVEL_ORDER:
-        names = [t for t, lv in levels.items() if lv == level and t in expected]
-        if not names:
-            continue
-        stack = np.stack([np.asarray(expected[t], dtype=np.float64) for t in names])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples give NaN
-            out[level] = np.nanmean(stack, axis=0)
-    return out
+def _level_means(expected: dict[str, np.ndarray], tasks: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """The mean over each level's tasks (``tasks``: level → task names, fixed before resampling);
+    NaN wherever one of them is undefined (a resample that loses a task counts against the order,
+    instead of comparing another task set)."""
+    return {lv: np.mean(np.stack([np.asarray(expected[t], dtype=np.float64) for t in names]), axis=0)
+            for lv, names in tasks.items() if names}
+
+
+def _in_order(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Resamples where ``lower`` < ``upper`` (False where either is undefined)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(lower) & np.isfinite(upper) & (lower < upper)
 
 
 def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.ndarray],
-                      levels: dict[str, str], threshold: float = 0.95) -> dict[str, Any]:
-    """The verdict from per-task expected layers (point values and bootstrap samples [B]).
+                      levels: dict[str, str], threshold: float = 0.95,
+                      undefined_tasks: list[str] | None = None) -> dict[str, Any]:
+    """The verdict from per-task expected layers (point values and resamples [B]).
 
-    Returns {"holds": bool | None, "p_order": fraction of resamples with early < middle < late,
+    A level's tasks are fixed before resampling: those whose point value is defined (finite);
+    the others are listed in "undefined" and left out. A level's mean in a resample is NaN when
+    one of its tasks is undefined there, and such a resample counts as *out of order*. The
+    levels compared are those with a task; an early level without one is left out of the
+    comparison ("uninformative": everything its tasks carry is in the embeddings, so it has no
+    depth to compare); a middle or late level without one makes the verdict incomplete.
+
+    Returns {"holds": bool | None, "p_order": fraction of resamples with every compared level in
+    order, "compared": [levels], "uninformative": [levels], "undefined": [tasks],
     "levels": {level: {"mean", "ci", "tasks"}}, "pairs": [{"lower", "upper", "p_in_order",
-    "difference", "difference_ci", "ok"}], "failing": [...], "message": str}. ``holds`` is None
-    when a level has no task with a defined expected layer, or when no resample gives every
-    level one (no fraction can be computed, e.g. with no resamples at all); a pair is reported
-    only when some resample defines both of its levels.
+    "difference", "difference_ci", "ok"}] (difference = upper − lower: the effect size, in
+    layers), "failing": [...], "message": str}. ``undefined_tasks``: the tasks to name as
+    undefined instead of the keys of ``expected`` whose value is NaN (``seed_verdict``, whose
+    keys are levels).
     """
-    point = _level_means({t: np.asarray(v) for t, v in expected.items()}, levels)
-    boot = _level_means(expected_boot, levels)
-    present = [lv for lv in LEVEL_ORDER if lv in point and np.isfinite(point[lv])]
-    out: dict[str, Any] = {"threshold": threshold, "levels": {}, "pairs": [], "failing": []}
+    present = {t: lv for t, lv in levels.items() if t in expected}
+    undefined = [t for t in present if not np.isfinite(float(expected[t]))]
+    tasks = {lv: [t for t, x in present.items() if x == lv and t not in undefined] for lv in LEVEL_ORDER}
+    point = _level_means({t: np.asarray(v) for t, v in expected.items()}, tasks)
+    boot = _level_means(expected_boot, tasks) if expected_boot else {}
+    out: dict[str, Any] = {"threshold": threshold, "levels": {}, "pairs": [], "failing": [],
+                           "undefined": undefined, "compared": [], "uninformative": []}
     for lv in LEVEL_ORDER:
         if lv not in point:
             continue
-        tasks = [t for t, x in levels.items() if x == lv and t in expected]
         ci = interval(boot[lv]) if lv in boot else np.array([np.nan, np.nan])
-        out["levels"][lv] = {"mean": _f(point[lv]), "ci": [_f(ci[0]), _f(ci[1])], "tasks": tasks}
-    pairs = [(a, b) for a, b in (("early", "middle"), ("middle", "late"), ("early", "late"))
-             if a in present and b in present]
-    for lower, upper in pairs:
-        diff = boot[upper] - boot[lower]
-        valid = np.isfinite(diff)
-        if not valid.any():
+        out["levels"][lv] = {"mean": _f(point[lv]), "ci": [_f(ci[0]), _f(ci[1])], "tasks": tasks[lv]}
+    with_tasks = [lv for lv in LEVEL_ORDER if lv in point]
+    missing = [lv for lv in ("middle", "late") if lv not in point]
+    compared = [lv for lv in LEVEL_ORDER if lv in point]
+    uninformative = ["early"] if "early" not in point and "early" in present.values() else []
+    out.update(compared=compared, uninformative=uninformative)
+    n_boot = len(next(iter(boot.values()))) if boot else 0
+    for lower, upper in [(a, b) for a, b in (("early", "middle"), ("middle", "late"), ("early", "late"))
+                         if a in with_tasks and b in with_tasks]:
+        if n_boot == 0:
             continue
-        p = float((diff[valid] > 0).mean())
+        diff = boot[upper] - boot[lower]
+        p = float(_in_order(boot[lower], boot[upper]).mean())
         ci = interval(diff)
         pair = {"lower": lower, "upper": upper, "p_in_order": p,
                 "difference": _f(point[upper] - point[lower]), "difference_ci": [_f(ci[0]), _f(ci[1])],
@@ -190,35 +244,94 @@ def hierarchy_verdict(expected: dict[str, float], expected_boot: dict[str, np.nd
         out["pairs"].append(pair)
         if not pair["ok"]:
             out["failing"].append(pair)
-    if len(present) < 3:
-        missing = [lv for lv in LEVEL_ORDER if lv not in present]
+    if undefined_tasks is not None:
+        undefined = out["undefined"] = list(undefined_tasks)
+    left = _left_out_note(undefined, uninformative)
+    if expected_boot and all(len(np.atleast_1d(b)) == 0 for b in expected_boot.values()):
+        out.update(holds=None, p_order=None, message=f"{VERDICT_STATUS[None]}: no bootstrap resample to test the "
+                                                     f"order (0 resamples){left}")
+        return out
+    if missing:
         out.update(holds=None, p_order=None,
                    message=f"{VERDICT_STATUS[None]}: no task with a defined expected layer at level(s) "
-                           f"{', '.join(missing)}")
+                           f"{', '.join(missing)}{left}")
         return out
-    e, m, l_ = boot["early"], boot["middle"], boot["late"]
-    valid = np.isfinite(e) & np.isfinite(m) & np.isfinite(l_)
-    if not valid.any():
+    if n_boot == 0:
         out.update(holds=None, p_order=None, message=f"{VERDICT_STATUS[None]}: no bootstrap resample to test the "
-                                                     f"order ({len(valid)} resamples)")
+                                                     f"order (0 resamples){left}")
         return out
-    p_order = float(((e < m) & (m < l_))[valid].mean())
+    joint = np.ones(n_boot, dtype=bool)
+    for a, b in zip(compared[:-1], compared[1:]):
+        joint &= _in_order(boot[a], boot[b])
+    p_order = float(joint.mean())
     holds = bool(p_order >= threshold)
     out.update(holds=holds, p_order=p_order)
-    means = ", ".join(f"{lv} {point[lv]:.2f}" for lv in LEVEL_ORDER)
+    order = " < ".join(compared)
+    effects = "; ".join(f"{p['upper']} − {p['lower']} = {_signed(p['difference'])} layers "
+                        f"[{_signed(p['difference_ci'][0])}, {_signed(p['difference_ci'][1])}]"
+                        for p in out["pairs"] if p["lower"] != "early" or p["upper"] == "middle")
     if holds:
-        out["message"] = (f"{VERDICT_STATUS[True]}: early < middle < late in {100 * p_order:.1f}% of resamples "
-                          f"(mean expected layer {means})")
+        out["message"] = f"{VERDICT_STATUS[True]}: {order} in {100 * p_order:.1f}% of resamples ({effects}){left}"
     else:
-        fails = "; ".join(
-            f"{p['lower']} < {p['upper']} in only {100 * p['p_in_order']:.1f}% of resamples "
-            f"({p['upper']} − {p['lower']} = {p['difference']:+.2f} [{p['difference_ci'][0]:+.2f}, "
-            f"{p['difference_ci'][1]:+.2f}])"
-            for p in out["failing"]
-        ) or "each pair is in order in ≥95% of resamples, but all three jointly are not"
-        out["message"] = (f"{VERDICT_STATUS[False]}: early < middle < late in {100 * p_order:.1f}% of resamples "
-                          f"(mean expected layer {means}); {fails}")
+        fails = "; ".join(f"{p['lower']} < {p['upper']} in only {100 * p['p_in_order']:.1f}% of resamples"
+                          for p in out["failing"]) or f"each pair is in order in ≥{100 * threshold:.0f}% of " \
+                                                      f"resamples, but all jointly are not"
+        out["message"] = (f"{VERDICT_STATUS[False]}: {order} in {100 * p_order:.1f}% of resamples ({effects}); "
+                          f"{fails}{left}")
     return out
+
+
+def seed_verdict(per_seed: list[tuple[dict[str, float], dict[str, np.ndarray]]], levels: dict[str, str],
+                 threshold: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """The verdict across training seeds, with the seed as the unit: ``per_seed`` holds each
+    seed's per-task expected layers (point values, resamples [B]). A level's tasks are those
+    defined (finite point value) in every seed; each seed's level mean is taken over them. Resample
+    b draws as many seeds as there are, with replacement, and averages their level means in
+    their own resample b (a two-stage bootstrap: seeds, then sentences and refits within a
+    seed); the point is the mean over seeds. Between-seed differences therefore widen every
+    interval, and with few seeds the fraction in order is bounded by them (3 seeds: each seed
+    alone is drawn three times in 1/27 of the resamples)."""
+    n = len(per_seed)
+    if n == 0:
+        raise ValueError("seed_verdict needs at least one seed")
+    names = [t for t in levels if all(t in point for point, _ in per_seed)]
+    undefined = [t for t in names if not all(np.isfinite(float(point[t])) for point, _ in per_seed)]
+    tasks = {lv: [t for t in names if levels[t] == lv and t not in undefined] for lv in LEVEL_ORDER}
+    B = min(len(next(iter(boot.values()))) if boot else 0 for _, boot in per_seed)
+    draws = np.random.default_rng(seed).integers(n, size=(B, n))  # [B, n] seed indices
+    point_lv: dict[str, float] = {}
+    boot_lv: dict[str, np.ndarray] = {}
+    for lv, ts in tasks.items():
+        if not ts and not any(levels[t] == lv for t in names):
+            continue
+        if not ts:
+            point_lv[lv] = float("nan")
+            boot_lv[lv] = np.full(B, np.nan)
+            continue
+        points = np.array([np.mean([float(point[t]) for t in ts]) for point, _ in per_seed])  # [n]
+        boots = np.stack([np.mean(np.stack([np.asarray(boot[t][:B], dtype=np.float64) for t in ts]), axis=0)
+                          for _, boot in per_seed])  # [n, B]
+        point_lv[lv] = float(points.mean())
+        boot_lv[lv] = boots[draws, np.arange(B)[:, None]].mean(axis=1) if B else np.zeros(0)
+    out = hierarchy_verdict(point_lv, boot_lv, {lv: lv for lv in point_lv}, threshold, undefined_tasks=undefined)
+    for lv, x in out["levels"].items():
+        x["tasks"] = tasks[lv]
+    out["n_seeds"] = n
+    return out
+
+
+def _left_out_note(undefined: list[str], uninformative: list[str]) -> str:
+    parts = []
+    if uninformative:
+        parts.append(f"{', '.join(uninformative)} not compared (no task with a defined depth: what it carries "
+                     f"is in the embeddings)")
+    if undefined:
+        parts.append(f"undefined: {', '.join(undefined)}")
+    return "".join(f"; {p}" for p in parts)
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
 
 
 def _f(x: Any) -> float | None:

@@ -19,7 +19,8 @@ Objectives (per problem p, features standardised on the training words):
 
 ``select_logistic`` / ``select_ridge`` fit a grid of λ (strong to weak, each L-BFGS run
 warm-started from the previous solution) and keep, per problem, the λ with the best validation
-score (accuracy, ties broken by validation log-loss; R² for ridge).
+score (accuracy, ties broken by validation log-loss; R² for ridge); given test rows (``X_te``,
+``y_te``) they also return every λ's test score, and ``selected_scores`` reads the selected λ's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ class Standardizer:
     std: Tensor  # [P, 1, d]
 
     @classmethod
-    def fit(cls, X: Tensor, eps: float = 1e-6) -> "Standardizer":
+    def fit(cls, X: Tensor, eps: float = 1e-6) -> Standardizer:
         mean = X.mean(dim=1, keepdim=True)
         std = X.std(dim=1, keepdim=True, unbiased=False).clamp_min(eps)
         return cls(mean, std)
@@ -137,7 +138,7 @@ class GramBasis:
     n: int
 
     @classmethod
-    def of(cls, X: Tensor, centre: bool = True) -> "GramBasis":
+    def of(cls, X: Tensor, centre: bool = True) -> GramBasis:
         """From X [P, n, d] (``centre=False``: the plain XᵀX/n, mean 0); one problem at a time
         in float64 (no float64 copy of all of X)."""
         P, n, d = X.shape
@@ -154,12 +155,12 @@ class GramBasis:
         return cls(evals.clamp_min(0.0), evecs, mean, n)
 
     @classmethod
-    def from_gram(cls, gram: Tensor, n: int) -> "GramBasis":
+    def from_gram(cls, gram: Tensor, n: int) -> GramBasis:
         """From uncentred Gram matrices [P, d, d] (features of mean 0: the means are taken as 0)."""
         evals, evecs = torch.linalg.eigh(gram.double())
         return cls(evals.clamp_min(0.0), evecs, gram.new_zeros((gram.shape[0], 1, gram.shape[1]), dtype=torch.float64), n)
 
-    def select(self, index: Tensor | list[int]) -> "GramBasis":
+    def select(self, index: Tensor | list[int]) -> GramBasis:
         return GramBasis(self.evals[index], self.evecs[index], self.mean[index], self.n)
 
 
@@ -184,7 +185,7 @@ class LogisticProbe:
     def predict(self, X: Tensor) -> Tensor:
         return self.logits(X).argmax(dim=-1)
 
-    def select(self, index: Tensor | list[int]) -> "LogisticProbe":
+    def select(self, index: Tensor | list[int]) -> LogisticProbe:
         return LogisticProbe(self.W[index], self.b[index], self.lam[index], self.n_iter)
 
 
@@ -334,7 +335,7 @@ class _CurvatureMemory:
     slot: int = 0
 
     @classmethod
-    def empty(cls, x: Tensor, m: int) -> "_CurvatureMemory":
+    def empty(cls, x: Tensor, m: int) -> _CurvatureMemory:
         P, D = x.shape
         return cls(x.new_zeros(P, m, D), x.new_zeros(P, m, D), x.new_zeros(P, m))
 
@@ -342,7 +343,7 @@ class _CurvatureMemory:
     def size(self) -> int:
         return self.inv_sy.shape[1]
 
-    def compact(self, keep: Tensor) -> "_CurvatureMemory":
+    def compact(self, keep: Tensor) -> _CurvatureMemory:
         """The problems at positions ``keep`` (ascending) of this memory, moved to the front of
         the same buffers: views, not a copy (indexing would hold the old memory and the new
         one at once: 0.8 GB at 250 classes × 768 features × 13 problems). This memory is
@@ -555,13 +556,30 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
                          lam_t, it)
 
 
+@overload
+def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
+                    lambdas: tuple[float, ...] = ..., init: LogisticProbe | None = ..., early_stop: float | None = ...,
+                    progress: Callable[[int], None] | None = ..., *, X_te: None = None, y_te: None = None,
+                    **kwargs: Any) -> tuple[LogisticProbe, np.ndarray]: ...
+
+
+@overload
+def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
+                    lambdas: tuple[float, ...] = ..., init: LogisticProbe | None = ..., early_stop: float | None = ...,
+                    progress: Callable[[int], None] | None = ..., *, X_te: Tensor, y_te: Tensor,
+                    **kwargs: Any) -> tuple[LogisticProbe, np.ndarray, np.ndarray]: ...
+
+
 def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
                     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS, init: LogisticProbe | None = None,
-                    early_stop: float | None = 1e-3, progress: Callable[[int], None] | None = None,
-                    **kwargs) -> tuple[LogisticProbe, np.ndarray]:
+                    early_stop: float | None = 1e-3, progress: Callable[[int], None] | None = None, *,
+                    X_te: Tensor | None = None, y_te: Tensor | None = None,
+                    **kwargs: Any) -> tuple[LogisticProbe, np.ndarray] | tuple[LogisticProbe, np.ndarray, np.ndarray]:
     """Fit the λ path (strong → weak, warm-started; ``init`` starts the first) and keep the
     best λ per problem on the validation rows. Returns the selected probes and the validation
-    accuracies [P, G] (NaN for λ not fitted).
+    accuracies [P, G] (NaN for λ not fitted); with ``X_te`` [P, m, d] and ``y_te`` [m] also the
+    accuracy on those rows of every λ's probe, [P, G] (a third element; NaN for the λ not fitted
+    because the path stopped early).
 
     early_stop: the path stops when a weaker λ raises no problem's validation accuracy by more
     than this (None: fit the whole grid). Every problem stays on the path while any improves: a
@@ -574,6 +592,7 @@ def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_cl
     best: LogisticProbe | None = None
     best_key = torch.full((P,), -math.inf, device=X_tr.device, dtype=torch.float64)
     val_acc = np.full((P, len(lambdas)), np.nan)
+    test_acc = np.full((P, len(lambdas)), np.nan) if X_te is not None else None
     probe = init
     for g, lam in enumerate(lambdas):
         if g >= 2 and early_stop is not None and np.all(val_acc[:, g - 1] <= val_acc[:, g - 2] + early_stop):
@@ -583,6 +602,9 @@ def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_cl
         probe = fit_logistic(X_tr, y_tr, n_classes, lam, init=probe, **kwargs)
         if progress is not None:
             progress(1)
+        if test_acc is not None:
+            assert X_te is not None and y_te is not None
+            test_acc[:, g] = accuracy(probe, X_te, y_te).cpu().numpy()
         logits = probe.logits(X_va)
         acc = (logits.argmax(-1) == y_va).double().mean(dim=1) if len(y_va) else torch.zeros(P, dtype=torch.float64, device=X_tr.device)
         nll = F.cross_entropy(logits.reshape(-1, n_classes), y_va.repeat(P), reduction="none"
@@ -598,7 +620,21 @@ def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_cl
             best.lam[better] = probe.lam[better]
         best_key = torch.where(better, key, best_key)
     assert best is not None
-    return best, val_acc
+    return (best, val_acc) if test_acc is None else (best, val_acc, test_acc)
+
+
+def accuracy(probe: LogisticProbe, X: Tensor, y: Tensor) -> Tensor:
+    """[P] float64: the share of the rows X [P, m, d] whose prediction is y [m] (NaN for m = 0)."""
+    return (probe.predict(X) == y).double().mean(dim=1)
+
+
+def selected_scores(lambdas: tuple[float, ...], scores: np.ndarray, lam: Tensor | np.ndarray) -> np.ndarray:
+    """[P]: each problem's score (``scores`` [P, G] over ``lambdas``, as ``select_logistic`` /
+    ``select_ridge`` return them) at the λ it selected (``lam`` [P])."""
+    grid = np.asarray(sorted(lambdas, reverse=True), dtype=np.float64)
+    lam = np.asarray(lam.cpu() if isinstance(lam, Tensor) else lam, dtype=np.float64)
+    g = np.abs(np.log(grid)[None, :] - np.log(lam)[:, None]).argmin(axis=1)  # the nearest grid λ (float32 λ)
+    return scores[np.arange(len(lam)), g]
 
 
 # ----------------------------------------------------------------------------- ridge
@@ -612,7 +648,7 @@ class RidgeProbe:
         """[P, m] for X [P, m, d]."""
         return torch.bmm(X, self.w[:, :, None])[..., 0] + self.b[:, None]
 
-    def select(self, index: Tensor | list[int]) -> "RidgeProbe":
+    def select(self, index: Tensor | list[int]) -> RidgeProbe:
         return RidgeProbe(self.w[index], self.b[index], self.lam[index])
 
 
@@ -632,7 +668,7 @@ class RidgePath:
 
     @classmethod
     def from_moments(cls, gram: Tensor, xty: Tensor, x_mean: Tensor, y_mean: Tensor,
-                     dtype: torch.dtype = torch.float32) -> "RidgePath":
+                     dtype: torch.dtype = torch.float32) -> RidgePath:
         """From centred moments: gram [P, d, d] = XcᵀXc/n, xty [P, d] = Xcᵀ(y − ȳ)/n,
         x_mean [P, 1, d]. (A prefix of the features is a leading block of these.)"""
         path = cls.__new__(cls)
@@ -640,7 +676,7 @@ class RidgePath:
         return path
 
     @classmethod
-    def from_basis(cls, basis: GramBasis, X: Tensor, y: Tensor) -> "RidgePath":
+    def from_basis(cls, basis: GramBasis, X: Tensor, y: Tensor) -> RidgePath:
         """From the centred Gram's eigendecomposition of X (``GramBasis.of(X)``) and X itself
         (read one problem at a time, for Xcᵀ(y − ȳ)/n)."""
         yd = y.double()
@@ -682,29 +718,55 @@ def r2_score(y: Tensor, pred: Tensor) -> Tensor:
     return 1.0 - ss_res / ss_tot.clamp_min(1e-300)
 
 
+@overload
+def select_ridge(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, lambdas: tuple[float, ...] = ...,
+                 path: RidgePath | None = ..., threads: int | None = ..., *, X_te: None = None,
+                 y_te: None = None) -> tuple[RidgeProbe, np.ndarray]: ...
+
+
+@overload
+def select_ridge(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, lambdas: tuple[float, ...] = ...,
+                 path: RidgePath | None = ..., threads: int | None = ..., *, X_te: Tensor,
+                 y_te: Tensor) -> tuple[RidgeProbe, np.ndarray, np.ndarray]: ...
+
+
 def select_ridge(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor,
                  lambdas: tuple[float, ...] = DEFAULT_RIDGE_LAMBDAS, path: RidgePath | None = None,
-                 threads: int | None = None) -> tuple[RidgeProbe, np.ndarray]:
+                 threads: int | None = None, *, X_te: Tensor | None = None, y_te: Tensor | None = None
+                 ) -> tuple[RidgeProbe, np.ndarray] | tuple[RidgeProbe, np.ndarray, np.ndarray]:
     """Ridge for each λ of the grid; the best per problem by validation R². ``path``: the
-    training moments already decomposed (X_tr is then not read)."""
+    training moments already decomposed (X_tr is then not read). Returns the selected probes and
+    the validation R² [P, G] (λ strong → weak); with ``X_te`` [P, m, d] and ``y_te`` [m] also the
+    R² on those rows of every λ's probe, [P, G] (a third element)."""
     P, n, d = X_tr.shape
     with num_threads(auto_threads(P * n * d * d / 8, X_tr.device, threads)):
-        return _select_ridge(X_tr, y_tr, X_va, y_va, lambdas, path)
+        probe, val, test = _select_ridge(X_tr, y_tr, X_va, y_va, lambdas, path, X_te, y_te)
+    return (probe, val) if test is None else (probe, val, test)
+
+
+def _r2_or_zero(y: Tensor, pred: Tensor) -> Tensor:
+    """R² per problem, 0 where fewer than 2 rows leave it undefined."""
+    return r2_score(y, pred) if len(y) > 1 else torch.zeros(pred.shape[0], dtype=torch.float64)
 
 
 def _select_ridge(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, lambdas: tuple[float, ...],
-                  path: RidgePath | None) -> tuple[RidgeProbe, np.ndarray]:
+                  path: RidgePath | None, X_te: Tensor | None, y_te: Tensor | None
+                  ) -> tuple[RidgeProbe, np.ndarray, np.ndarray | None]:
     lambdas = tuple(sorted(lambdas, reverse=True))
     path = path or RidgePath(X_tr, y_tr)
     P = X_va.shape[0]
     val = np.zeros((P, len(lambdas)))
+    test = np.zeros((P, len(lambdas))) if X_te is not None else None
     best_lam = torch.full((P,), lambdas[0], dtype=torch.float64, device=X_tr.device)
     best_score = torch.full((P,), -math.inf, dtype=torch.float64, device=X_tr.device)
     for g, lam in enumerate(lambdas):
         probe = path.probe(lam)
-        score = r2_score(y_va, probe.predict(X_va)) if len(y_va) > 1 else torch.zeros(P, dtype=torch.float64)
+        score = _r2_or_zero(y_va, probe.predict(X_va))
         val[:, g] = score.cpu().numpy()
+        if test is not None:
+            assert X_te is not None and y_te is not None
+            test[:, g] = _r2_or_zero(y_te, probe.predict(X_te)).cpu().numpy()
         better = score > best_score
         best_lam = torch.where(better, torch.full_like(best_lam, lam), best_lam)
         best_score = torch.where(better, score, best_score)
-    return path.probe(best_lam), val
+    return path.probe(best_lam), val, test

@@ -24,12 +24,14 @@ from typing import Any
 from corpus.durable import atomic_write_json, atomic_write_text
 from probes.depth import EXPECTED_KINDS
 from probes.results import (
+    SCHEMA,
     ConceptErasure,
     ErasureResult,
     ExpectedLayer,
     Interval,
     Measurement,
     ModelResult,
+    PairOrder,
     ProbeResults,
     TaskInfo,
     TaskResult,
@@ -48,6 +50,10 @@ CSV_COLUMNS = (
     "control", "control_ci_low", "control_ci_high", "selectivity", "selectivity_ci_low", "selectivity_ci_high",
     "baseline", "cumulative", "cumulative_ci_low", "cumulative_ci_high", "mdl_codelength_bits",
     "mdl_compression", "mdl_control_compression", "spearman", "lambda",
+    # validation score; selectivity with one λ for every layer; the task's two axes (on every row of the task)
+    "val_score", "fixed_lambda", "fixed_selectivity", "fixed_selectivity_ci_low", "fixed_selectivity_ci_high",
+    "lexical_share", "lexical_share_ci_low", "lexical_share_ci_high", "depth", "depth_ci_low", "depth_ci_high",
+    "depth_source",
 )
 ERASURE_MEASURES = ("agreement", "loss_delta", "probe_accuracy")
 ERASURE_CSV_COLUMNS = (
@@ -56,7 +62,10 @@ ERASURE_CSV_COLUMNS = (
       for end in ("", "_ci_low", "_ci_high")),
     "clean_agreement", "clean_loss",
 )
-EXPECTED_NAMES = {"anchored": "anchored", "tenney": "Tenney", "mdl": "MDL"}
+# anchored counts what the embeddings hold as layer 0: a lexical-weighted mix of the two axes
+EXPECTED_NAMES = {"depth": "depth", "anchored": "anchored (lexical-weighted)", "tenney": "Tenney", "mdl": "MDL"}
+DEPTH_SOURCES = {"mdl": "MDL", "tenney": "Tenney"}
+GAIN_UNITS = {"bits": "bits", "accuracy": "accuracy", "r2": "R²"}
 LEVEL_COLORS = {"early": "#1f77b4", "middle": "#2ca02c", "late": "#d62728"}
 MODEL_DASH = {"model": "solid", "random_init": "dash", "compare": "dot"}
 MODEL_SYMBOL = {"model": "circle", "random_init": "x", "compare": "diamond"}
@@ -132,6 +141,7 @@ def _csv_row(m: ModelResult, t: TaskResult, layer: int) -> dict[str, Any]:
     x = t.layers[layer]
     cu = t.cumulative[layer] if t.cumulative is not None and layer < len(t.cumulative) else None
     ctrl = x.control
+    fixed, share, e = x.fixed, t.lexical_share, t.expected_layer
     return {
         "model": m.tag, "role": m.role, "task": t.name, "level": t.info.level, "kind": t.info.kind,
         "metric": t.metric, "layer": x.layer, "score": x.score, "ci_low": x.ci.low, "ci_high": x.ci.high,
@@ -142,6 +152,13 @@ def _csv_row(m: ModelResult, t: TaskResult, layer: int) -> dict[str, Any]:
         "cumulative_ci_low": _pair(cu and cu.ci).low, "cumulative_ci_high": _pair(cu and cu.ci).high,
         "mdl_codelength_bits": x.mdl and x.mdl.codelength_bits, "mdl_compression": x.mdl and x.mdl.compression,
         "mdl_control_compression": x.mdl and x.mdl.control_compression, "spearman": x.spearman, "lambda": x.lam,
+        "val_score": x.val_score, "fixed_lambda": fixed and fixed.lam, "fixed_selectivity": fixed and fixed.selectivity,
+        "fixed_selectivity_ci_low": _pair(fixed and fixed.selectivity_ci).low,
+        "fixed_selectivity_ci_high": _pair(fixed and fixed.selectivity_ci).high,
+        "lexical_share": share and share.value, "lexical_share_ci_low": _pair(share and share.ci).low,
+        "lexical_share_ci_high": _pair(share and share.ci).high, "depth": e and e.depth,
+        "depth_ci_low": _pair(e and e.depth_ci).low, "depth_ci_high": _pair(e and e.depth_ci).high,
+        "depth_source": e and e.depth_source,
     }
 
 
@@ -197,20 +214,23 @@ def erasure_csv(results: Results) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def _grid(title: str, tasks: list[TaskInfo]) -> tuple[Any, dict[str, tuple[int, int]]]:
-    """A figure with a subplot per task, and each task's (row, col)."""
+def _grid(title: str, tasks: list[TaskInfo], x_title: str = "layer (0 = embeddings)",
+          titles: list[str] | None = None) -> tuple[Any, dict[str, tuple[int, int]]]:
+    """A figure with a subplot per task (titled ``titles``, default "task (level)"), and each
+    task's (row, col); x is the layer unless another ``x_title`` is given."""
     from plotly.subplots import make_subplots
 
     n = max(1, len(tasks))
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{t.name} ({t.level})" for t in tasks],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or [f"{t.name} ({t.level})" for t in tasks],
                         horizontal_spacing=0.06, vertical_spacing=min(0.14, 0.5 / rows) if rows > 1 else 0.1)
     fig.update_layout(title=title, template="plotly_white")
     _legend_below(fig, 280 * rows + 80)
-    fig.update_xaxes(dtick=1)
+    if x_title.startswith("layer"):
+        fig.update_xaxes(dtick=1)
     for c in range(1, cols + 1):  # the axis title on the bottom row only
-        fig.update_xaxes(title_text="layer (0 = embeddings)", row=rows, col=c)
+        fig.update_xaxes(title_text=x_title, row=rows, col=c)
     return fig, {t.name: (k // cols + 1, k % cols + 1) for k, t in enumerate(tasks)}
 
 
@@ -234,12 +254,12 @@ def _band(fig: Any, where: tuple[int, int], xs: list[int], cis: list[Interval], 
 class _Grids:
     """The three per-task figures (score curves, selectivity, MDL) and which legends they show."""
 
-    def __init__(self, tasks: list[TaskInfo]):
+    def __init__(self, tasks: list[TaskInfo], control_lambda: str = "matched λ"):
         categorical = [t for t in tasks if t.categorical]
         self.curves, self.at = _grid("Probe score by layer (95% bootstrap intervals); dotted: control task; "
                                      "grey line: majority / mean baseline", tasks)
-        self.sel, self.at_sel = _grid("Selectivity (task − control accuracy) by layer, categorical tasks",
-                                      categorical)
+        self.sel, self.at_sel = _grid(f"Selectivity (task − control accuracy) by layer, categorical tasks "
+                                      f"({control_lambda}); dash-dot: one λ for every layer", categorical)
         self.mdl, self.at_mdl = _grid("MDL compression (uniform codelength / online codelength) by layer; "
                                       "dotted: control task", categorical)
         self.shown: dict[str, set[str]] = {"curves": set(), "sel": set(), "mdl": set()}
@@ -273,6 +293,12 @@ class _Grids:
             self.sel.add_trace(go.Scatter(x=xs, y=[x.selectivity for x in layers], mode="lines+markers", name=tag,
                                           legendgroup=tag, showlegend=self.legend("sel", tag), line=line),
                                row=w[0], col=w[1])
+            if layers[0].fixed is not None:
+                self.sel.add_trace(go.Scatter(x=xs, y=[x.fixed.selectivity if x.fixed else None for x in layers],
+                                              mode="lines", name=f"{tag} one λ ({layers[0].fixed.lam:g})",
+                                              legendgroup=tag, showlegend=False,
+                                              line={"color": color, "dash": "dashdot", "width": 1}),
+                                   row=w[0], col=w[1])
         if layers[0].mdl is not None:
             w = self.at_mdl[name]
             self.mdl.add_trace(go.Scatter(x=xs, y=[x.mdl.compression for x in layers], mode="lines+markers",
@@ -285,6 +311,8 @@ class _Grids:
 
 
 def _expected_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
+    """Per task and model, the expected layer of the verdict's definition (anchored labelled
+    lexical-weighted), with the main model's level means; undefined values named in the title."""
     import plotly.graph_objects as go
 
     exp = go.Figure()
@@ -312,10 +340,155 @@ def _expected_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
             if v.mean is not None:
                 exp.add_hline(y=v.mean, line={"color": LEVEL_COLORS.get(level, "#333"), "dash": "dash", "width": 1},
                               annotation_text=f"{level} mean {v.mean:.2f}", annotation_position="right")
-    exp.update_layout(title=f"Expected layer per task ({EXPECTED_NAMES.get(kind, kind)}: the verdict's definition; "
-                            f"95% CI)<br><sup>colour = expected level; dashed = level means of the main model</sup>",
-                      yaxis_title="expected layer", template="plotly_white", height=460)
+    undefined = results.verdict.undefined
+    note = f"; undefined, not drawn: {', '.join(undefined)}" if undefined else ""
+    what = "Depth of what is gained after the embeddings" if kind == "depth" else \
+        f"Expected layer ({EXPECTED_NAMES.get(kind, kind)})"
+    exp.update_layout(title=f"{what} per task (the verdict's definition; 95% CI)<br><sup>colour = expected level; "
+                            f"dashed = level means of the main model{html.escape(note)}</sup>",
+                      yaxis_title=f"{EXPECTED_NAMES.get(kind, kind)} (layer)", template="plotly_white", height=480,
+                      margin={"r": 120}, legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0})
     return exp
+
+
+AXES_TITLE = ("Two axes per task: lexical share (x) and depth of what is gained after the embeddings (y)<br>"
+              "<sup>95% intervals; colour = expected level; bottom row (–): depth undefined (the gain after the "
+              "embeddings is not above 0), the task is on the lexical axis only</sup>")
+UNDEFINED_Y = -0.7  # where a task without a depth is drawn, below layer 0
+
+
+def _axes_points(m: ModelResult, tasks: list[TaskInfo]) -> dict[bool, dict[str, list[Any]]]:
+    """The markers of one model by whether the depth is defined: x, y, their error bars, colour,
+    label and hover text (tasks without a lexical share, older files' all, are left out)."""
+    out = {d: {k: [] for k in ("x", "y", "x_lo", "x_hi", "y_lo", "y_hi", "color", "text", "hover")}
+           for d in (True, False)}
+    for t in tasks:
+        r = m.tasks.get(t.name)
+        share = r.lexical_share if r is not None and r.skipped is None else None
+        if share is None or share.value is None:
+            continue
+        e = r.expected_layer
+        depth = e.depth if e is not None else None
+        p = out[depth is not None]
+        y = UNDEFINED_Y if depth is None else depth
+        p["x"].append(share.value)
+        p["y"].append(y)
+        p["x_lo"].append(share.value - share.ci.low if share.ci.low is not None else 0)
+        p["x_hi"].append(share.ci.high - share.value if share.ci.high is not None else 0)
+        d_ci = e.depth_ci if depth is not None else _NO_INTERVAL
+        p["y_lo"].append(y - d_ci.low if d_ci.low is not None else 0)
+        p["y_hi"].append(d_ci.high - y if d_ci.high is not None else 0)
+        p["color"].append(LEVEL_COLORS.get(t.level, "#333"))
+        p["text"].append(t.name)
+        p["hover"].append(f"{t.name} ({t.level}), {m.tag}<br>lexical share {share_text(share)}<br>depth "
+                          f"{depth_text(e)}<br>gain after the embeddings {gain_text(e)}")
+    return out
+
+
+def _axes_figure(results: ProbeResults, colors: dict[str, str]) -> Any | None:
+    """Lexical share (x) against depth (y), one marker per task and model with both intervals;
+    tasks whose depth is undefined on a row of their own at the bottom, unlabelled (lexical tasks
+    pile up at x = 1) and named in a note below. None when no task has a lexical share (files
+    written before schema 3)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    xs: list[float] = []
+    undefined: list[str] = []
+    for m in results.models:
+        symbol = MODEL_SYMBOL.get(m.role, "circle")
+        for defined, p in _axes_points(m, results.tasks).items():
+            if not p["x"]:
+                continue
+            xs += p["x"]
+            if m is results.main and not defined:
+                undefined = p["text"]
+            fig.add_trace(go.Scatter(
+                x=p["x"], y=p["y"], mode="markers+text" if defined else "markers",
+                text=p["text"] if m.role == "model" else None,
+                textposition="top center", hovertext=p["hover"], hoverinfo="text",
+                name=m.tag if defined else f"{m.tag}: depth undefined", legendgroup=m.tag,
+                marker={"size": 11, "color": p["color"], "symbol": symbol if defined else f"{symbol}-open",
+                        "line": {"color": colors[m.tag] if defined else p["color"], "width": 2}},
+                error_x={"type": "data", "symmetric": False, "array": p["x_hi"], "arrayminus": p["x_lo"],
+                         "thickness": 1, "color": "#666"},
+                error_y={"type": "data", "symmetric": False, "array": p["y_hi"], "arrayminus": p["y_lo"],
+                         "thickness": 1, "color": "#666", "visible": defined}))
+    if not xs:
+        return None
+    top = max(m.n_layer for m in results.models)
+    fig.add_hline(y=UNDEFINED_Y / 2, line={"color": "#bbb", "dash": "dot", "width": 1})
+    if undefined:
+        fig.add_annotation(text=_wrap(f"depth undefined (–), {results.main.tag}: {', '.join(undefined)}"),
+                           xref="paper", yref="paper", x=0, y=-0.2, xanchor="left", yanchor="top", showarrow=False,
+                           align="left", font={"size": 12, "color": "#555"})
+    fig.update_layout(title=AXES_TITLE, template="plotly_white", height=560, margin={"b": 130},
+                      xaxis={"title": "lexical share = (S₀ − baseline) / (S_peak − baseline)",
+                             "range": [min(-0.1, min(xs) - 0.1), max(1.1, max(xs) + 0.1)], "zeroline": False},
+                      yaxis={"title": "depth (layer; – undefined)", "range": [UNDEFINED_Y - 0.5, top + 0.5],
+                             "tickvals": [UNDEFINED_Y, *range(top + 1)], "ticktext": ["–", *map(str, range(top + 1))],
+                             "zeroline": False})
+    return fig
+
+
+def _wrap(text: str, width: int = 120) -> str:
+    """``text`` broken into lines of at most about ``width`` characters (plotly's <br>)."""
+    lines = [""]
+    for word in text.split(" "):
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return "<br>".join(lines)
+
+
+LAMBDA_TITLE = ("Test score against the probe's L2 strength λ at one layer (Pimentel et al. 2020)<br><sup>solid: "
+                "the task; dotted: the control task at the same layer (the layer with the best validation score; "
+                "first fit)</sup>")
+
+
+def _lambda_figure(results: ProbeResults, colors: dict[str, str]) -> Any | None:
+    """Per task, the test score against λ at ``LambdaCurves.layer`` (ordinal tasks: the peak
+    layer) and the control task's there, for every model; None when no task has curves."""
+    import plotly.graph_objects as go
+
+    def curves(m: ModelResult, name: str) -> tuple[TaskResult, int] | None:
+        r = m.tasks.get(name)
+        if r is None or r.skipped is not None or r.curves is None:
+            return None
+        return r, r.curves.layer if r.curves.layer is not None else r.peak_layer
+
+    tasks = [t for t in results.tasks if any(curves(m, t.name) for m in results.models)]
+    if not tasks:
+        return None
+    titles = []
+    for t in tasks:
+        first = next(c for m in results.models if (c := curves(m, t.name)))
+        titles.append(f"{t.name} ({t.level}), layer {first[1]}")
+    fig, at = _grid(LAMBDA_TITLE, tasks, x_title="λ (L2 strength, log scale)", titles=titles)
+    shown: set[str] = set()
+    for t in tasks:
+        r_c = at[t.name]
+        for m in results.models:
+            c = curves(m, t.name)
+            if c is None:
+                continue
+            res, layer = c
+            line = {"color": colors[m.tag], "dash": MODEL_DASH.get(m.role, "solid")}
+            fig.add_trace(go.Scatter(x=res.curves.lambdas, y=res.curves.task[layer], mode="lines+markers",
+                                     name=m.tag, legendgroup=m.tag, showlegend=m.tag not in shown, line=line,
+                                     hovertemplate=f"{m.tag}, layer {layer}: λ %{{x:g}}, score %{{y:.3f}}"
+                                                   "<extra></extra>"), row=r_c[0], col=r_c[1])
+            shown.add(m.tag)
+            if res.curves.control is not None:
+                fig.add_trace(go.Scatter(x=res.curves.lambdas, y=res.curves.control, mode="lines+markers",
+                                         name=f"{m.tag} control", legendgroup=m.tag, showlegend=False,
+                                         line={"color": colors[m.tag], "dash": "dot", "width": 1},
+                                         hovertemplate=f"{m.tag} control, layer {layer}: λ %{{x:g}}, score "
+                                                       "%{y:.3f}<extra></extra>"), row=r_c[0], col=r_c[1])
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(title_text="test accuracy / R²", col=1)
+    return fig
 
 
 ERASURE_TITLE = ("Causal erasure by layer<br><sup>after erasing the concept at that layer (95% bands); dotted: a "
@@ -391,11 +564,12 @@ def _erasure_figure(results: ProbeResults, colors: dict[str, str]) -> Any:
 def figures(results: Results) -> dict[str, Any]:
     """Plotly figures: "curves" (score by layer per task and model, with intervals, control and
     baseline), "erasure" (when a model has erasure results: behaviour after erasure by layer
-    against the random control), "selectivity", "expected_layers" and "mdl" (compression by
-    layer)."""
+    against the random control), "axes" (lexical share against depth per task and model; files
+    from schema 3 on), "selectivity", "expected_layers" (the verdict's definition),
+    "lambda_curves" (test score against λ; schema 3 on) and "mdl" (compression by layer)."""
     results = ProbeResults.coerce(results)
     colors = {m.tag: PALETTE[k % len(PALETTE)] for k, m in enumerate(results.models)}
-    grids = _Grids(results.tasks)
+    grids = _Grids(results.tasks, control_lambda_text(results))
     for t in results.tasks:
         for m in results.models:
             res = m.tasks.get(t.name)
@@ -404,7 +578,10 @@ def figures(results: Results) -> dict[str, Any]:
     out = {"curves": grids.curves}
     if any(m.erasure is not None for m in results.models):
         out["erasure"] = _erasure_figure(results, colors)
-    return {**out, "selectivity": grids.sel, "expected_layers": _expected_figure(results, colors), "mdl": grids.mdl}
+    out.update(axes=_axes_figure(results, colors), selectivity=grids.sel,
+               expected_layers=_expected_figure(results, colors), lambda_curves=_lambda_figure(results, colors),
+               mdl=grids.mdl)
+    return {name: fig for name, fig in out.items() if fig is not None}
 
 
 def _alpha(hex_color: str, a: float) -> str:
@@ -425,10 +602,12 @@ def figures_page(results: Results) -> str:
         parts.append(f'<section id="{name}">' + head + fig.to_html(full_html=False, include_plotlyjs=(k == 0))
                      + "</section>")
     title = html.escape(f"stratascope probes — {results.main.tag}")
-    verdict = html.escape(results.verdict.message)
+    verdict = html.escape(f"{results.verdict.message} (on the {verdict_axis(results.verdict.expected)})")
+    note = html.escape(refits_text(results))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title + "</title></head>"
-            "<body style=\"font-family: sans-serif; margin: 1em 2em\"><h1>" + title + "</h1><p><b>Hierarchy verdict:</b> "
-            + verdict + "</p>" + "\n".join(parts) + "</body></html>\n")
+            "<body style=\"font-family: sans-serif; margin: 1em 2em\"><h1>" + title + "</h1>"
+            "<p><b>Hierarchy verdict:</b> " + verdict + "</p><p>" + note + "</p>" + "\n".join(parts)
+            + "</body></html>\n")
 
 
 # ----------------------------------------------------------------------------- text
@@ -444,36 +623,109 @@ def _ci(ci: Interval | None, digits: int = 3) -> str:
     return f" [{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
 
 
+def _value_ci(value: float | None, ci: Interval | None, digits: int = 2) -> str:
+    """A value with its interval, "–" alone where the value is undefined."""
+    return "–" if value is None else f"{value:.{digits}f}{_ci(ci, digits)}"
+
+
+def control_lambda_text(results: Results) -> str:
+    """At which λ the control task's probe was fitted: "matched λ" (its task's), "own λ:
+    conservative bound" (its own λ path), or "own λ" for files written before the choice existed."""
+    results = ProbeResults.coerce(results)
+    if results.schema != SCHEMA:
+        return "own λ"
+    return "matched λ" if results.config.control_lambda == "task" else "own λ: conservative bound"
+
+
+def refits_text(results: Results) -> str:
+    """How many fits each number and interval includes."""
+    results = ProbeResults.coerce(results)
+    n = results.config.refits
+    if n <= 1:
+        return "Intervals: one fit (intervals from the test sentences only)."
+    return (f"Intervals: {n} fits per number (the train/validation split redrawn and every probe refitted; the "
+            f"number is their mean), so each interval includes the refit variance as well as the "
+            f"{results.config.n_bootstrap} bootstrap resamples of the test sentences.")
+
+
+def verdict_axis(kind: str) -> str:
+    """What a verdict of ``kind`` compares, in words."""
+    if kind == "depth":
+        return "depth axis (the depth of what is gained after the embeddings)"
+    return f"{EXPECTED_NAMES.get(kind, kind)} expected layer"
+
+
+def effect_text(pair: PairOrder) -> str:
+    """The effect size of one pair of levels: late − middle = +1.20 layers [+0.60, +1.90]."""
+    if pair.difference is None:
+        return f"{pair.upper} − {pair.lower} = –"
+    ci = pair.difference_ci
+    tail = "" if ci.low is None or ci.high is None else f" [{ci.low:+.2f}, {ci.high:+.2f}]"
+    return f"{pair.upper} − {pair.lower} = {pair.difference:+.2f} layers{tail}"
+
+
+def share_text(share: Measurement | None) -> str:
+    """The lexical share with its interval: 0.85 [0.80, 0.90] ("–" where undefined or not recorded)."""
+    return "–" if share is None else _value_ci(share.value, share.ci)
+
+
+def depth_text(e: ExpectedLayer | None) -> str:
+    """The depth with its interval and where it comes from: 2.10 [1.80, 2.40] (MDL); "– (MDL)"
+    where undefined (the gain after the embeddings is not above 0); "–" in older files."""
+    if e is None or e.depth_source is None:
+        return "–"
+    return f"{_value_ci(e.depth, e.depth_ci)} ({DEPTH_SOURCES.get(e.depth_source, e.depth_source)})"
+
+
+def gain_text(e: ExpectedLayer | None) -> str:
+    """The gain after the embeddings behind the depth: 594.7 bits [532.9, 666.9], +0.120 accuracy [...]."""
+    if e is None or e.gain is None or e.gain.value is None:
+        return "–"
+    g, unit = e.gain, GAIN_UNITS.get(e.gain_unit or "", e.gain_unit or "")
+    if e.gain_unit == "bits":
+        ci = "" if g.ci.low is None or g.ci.high is None else f" [{g.ci.low:.1f}, {g.ci.high:.1f}]"
+        return f"{g.value:.1f} bits{ci}"
+    ci = "" if g.ci.low is None or g.ci.high is None else f" [{g.ci.low:+.3f}, {g.ci.high:+.3f}]"
+    return f"{g.value:+.3f}{' ' + unit if unit else ''}{ci}"
+
+
+def _fixed_text(r: TaskResult) -> str:
+    """Selectivity at the peak with one λ for every layer: 0.396 [0.343, 0.469] (λ 0.1)."""
+    f = r.peak.fixed
+    if f is None:
+        return "–"
+    return f"{_num(f.selectivity)}{_ci(f.selectivity_ci)} (λ {f.lam:g})"
+
+
 def _task_row(t: TaskInfo, r: TaskResult, n_cells: int) -> str:
     if r.skipped is not None:
         cells = ["skipped: " + r.skipped] + ["–"] * (n_cells - 1)
         return f"| {t.name} | {t.level} | " + " | ".join(cells) + " |"
     x = r.peak
     e = r.expected_layer
-    mdl_s = "–" if x.mdl is None else f"{_num(x.mdl.compression, 2)} ({_num(x.mdl.control_compression, 2)})"
     lex = " (lexical)" if r.lexical else ""
     return (f"| {t.name} | {t.level} | {r.metric} | {r.peak_layer} | {_num(x.score)}{_ci(x.ci)} | "
-            f"{_num(r.layer0_score)}{lex} | {_num(r.baseline.score if r.baseline else None)} | "
-            f"{_num(x.selectivity)}{_ci(x.selectivity_ci)} | "
-            f"{_num(e and e.anchored, 2)}{_ci(e and e.anchored_ci, 2)} | {_num(e and e.tenney, 2)} | {mdl_s} |")
+            f"{_num(r.layer0_score)} / {_num(r.baseline.score if r.baseline else None)}{lex} | "
+            f"{share_text(r.lexical_share)} | {depth_text(e)} | {gain_text(e)} | "
+            f"{_num(x.selectivity)}{_ci(x.selectivity_ci)} | {_fixed_text(r)} |")
 
 
 def task_table(results: Results, model: ModelResult) -> list[str]:
-    """The markdown table of one model's tasks (and the twin's peaks beside the main model's)."""
+    """The markdown table of one model's tasks: peak, the two axes (lexical share; depth and the
+    gain behind it), selectivity at the peak (and the twin's peaks beside the main model's)."""
     results = ProbeResults.coerce(results)
     twin = results.model("random_init") if model.role == "model" else None
-    head = ("| task | level | metric | peak layer | peak score [95% CI] | layer 0 | baseline | "
-            "selectivity at peak [95% CI] | E[ℓ] [95% CI] | E[ℓ] Tenney | MDL compression (control) |")
-    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
+    heads = ["task", "level", "metric", "peak layer", "peak score [95% CI]", "layer 0 / baseline",
+             "lexical share [95% CI]", "depth [95% CI] (source)", "gain after the embeddings [95% CI]",
+             f"selectivity at peak, {control_lambda_text(results)} [95% CI]", "selectivity at peak, one λ [95% CI]"]
     if twin is not None:
-        head += " random-init peak (selectivity) |"
-        sep += "---|"
-    lines = [head, sep]
+        heads.append("random-init peak (selectivity)")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for t in results.tasks:
         r = model.tasks.get(t.name)
         if r is None:
             continue
-        row = _task_row(t, r, sep.count("|") - 4)
+        row = _task_row(t, r, 9)
         if twin is not None and r.skipped is None:
             tr = twin.tasks.get(t.name)
             if tr is not None and tr.skipped is None:
@@ -485,17 +737,27 @@ def task_table(results: Results, model: ModelResult) -> list[str]:
 
 
 def verdict_lines(model: ModelResult) -> list[str]:
+    """The verdict of one model: status and message, the compared levels' means, the effect
+    size of each pair, and what was left out (uninformative levels, undefined tasks)."""
     v: Verdict = model.verdict
-    lines = [f"**{model.tag}: hierarchy {v.status.upper()}** — {v.message}", "",
-             "| level | tasks | mean expected layer [95% CI] |", "|---|---|---|"]
+    name = "depth" if v.expected == "depth" else f"expected layer, {EXPECTED_NAMES.get(v.expected, v.expected)}"
+    lines = [f"**{model.tag}: hierarchy {v.status.upper()}** on the {verdict_axis(v.expected)} — {v.message}", "",
+             f"| level | tasks | mean {name} [95% CI] |", "|---|---|---|"]
     for level, x in v.levels.items():
         lines.append(f"| {level} | {', '.join(x.tasks)} | {_num(x.mean, 2)}{_ci(x.ci, 2)} |")
     if v.pairs:
-        lines += ["", "| pair | in order in | difference [95% CI] |", "|---|---|---|"]
+        lines += ["", "| order | in order in | effect size [95% CI] |", "|---|---|---|"]
         for p in v.pairs:
-            lines.append(f"| {p.lower} < {p.upper} | {100 * p.p_in_order:.1f}% of resamples | "
-                         f"{_num(p.difference, 2)}{_ci(p.difference_ci, 2)} |")
-    return lines
+            lines.append(f"| {p.lower} < {p.upper} | {100 * p.p_in_order:.1f}% of resamples | {effect_text(p)} |")
+    left = []
+    if v.compared:
+        left.append(f"Compared: {' < '.join(v.compared)}.")
+    if v.uninformative:
+        left.append(f"Not compared: {', '.join(v.uninformative)} (no task with a defined value: what it carries is "
+                    f"in the embeddings).")
+    if v.undefined:
+        left.append(f"Undefined (left out of their level): {', '.join(v.undefined)}.")
+    return lines + (["", " ".join(left)] if left else [])
 
 
 def _data_lines(results: ProbeResults) -> list[str]:
@@ -516,14 +778,17 @@ def _data_lines(results: ProbeResults) -> list[str]:
         f"`{m.tag}` ({m.role.replace('_', '-')}, {m.n_layer} layers, d_model {m.d_model})"
         for m in results.models) + ".")
     lines.append(f"Probes: linear (logistic / ridge), L2 from {list(cfg.lambdas)} chosen per layer on validation; "
-                 f"{cfg.n_bootstrap} bootstrap resamples of the test sentences; expected layer: {cfg.expected}.")
+                 f"{cfg.n_bootstrap} bootstrap resamples of the test sentences; control task: "
+                 f"{control_lambda_text(results)}; verdict on the {verdict_axis(cfg.expected)}.")
+    lines.append(refits_text(results))
     return lines
 
 
 def _side_by_side(results: ProbeResults) -> list[str]:
     if all(m.role == "model" for m in results.models):
         return []
-    lines = ["## Side by side", "", "Peak score @ layer / expected layer (relative to depth) per model.", "",
+    lines = ["## Side by side", "", ("Peak score @ layer; lexical share; depth (relative to the model's depth; – "
+             "undefined) per model."), "",
              "| task | level | " + " | ".join(f"`{m.tag}`" for m in results.models) + " |",
              "|---|---|" + "---|" * len(results.models)]
     for t in results.tasks:
@@ -534,8 +799,9 @@ def _side_by_side(results: ProbeResults) -> list[str]:
                 cells.append("–")
                 continue
             e = r.expected_layer
-            cells.append(f"{_num(r.peak_score)} @ {r.peak_layer} / {_num(e and e.anchored, 2)} "
-                         f"({_num(e and e.relative, 2)})")
+            share = r.lexical_share.value if r.lexical_share is not None else None
+            depth = "–" if e is None or e.depth is None else f"{e.depth:.2f} ({_num(e.depth_relative, 2)})"
+            cells.append(f"{_num(r.peak_score)} @ {r.peak_layer}; {_num(share, 2)}; {depth}")
         lines.append(f"| {t.name} | {t.level} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -564,18 +830,19 @@ def expected_by_kind(task: TaskResult) -> dict[str, tuple[float | None, Interval
 
 
 def expected_table(results: Results, model: ModelResult) -> list[str]:
-    """Per task, the expected layer under every definition side by side; the verdict's marked."""
+    """Per task, the expected layer under every definition side by side ("–" where undefined);
+    the verdict's marked."""
     results = ProbeResults.coerce(results)
     used = model.verdict.expected
     heads = [EXPECTED_NAMES.get(k, k) + (" (verdict)" if k == used else "") + " [95% CI]" for k in EXPECTED_KINDS]
-    lines = [f"**`{model.tag}`** ({model.role.replace('_', '-')}): the verdict uses the "
-             f"**{EXPECTED_NAMES.get(used, used)}** expected layer (`--expected {used}`).", "",
+    lines = [(f"**`{model.tag}`** ({model.role.replace('_', '-')}): the verdict uses the "
+             f"**{EXPECTED_NAMES.get(used, used)}** expected layer (`--expected {used}`)."), "",
              "| task | level | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for t in results.tasks:
         r = model.tasks.get(t.name)
         if r is None or r.skipped is not None:
             continue
-        cells = [f"{_num(value, 2)}{_ci(ci, 2)}" for value, ci in expected_by_kind(r).values()]
+        cells = [_value_ci(value, ci) for value, ci in expected_by_kind(r).values()]
         lines.append(f"| {t.name} | {t.level} | " + " | ".join(cells) + " |")
     return lines + [""] + verdicts_by_kind(model)
 
@@ -652,10 +919,10 @@ def erasure_lines(model: ModelResult) -> list[str]:
     if e is None:
         return []
     lines = [f"### Erasure: `{model.tag}` ({model.role.replace('_', '-')})", "",
-             f"{e.method.upper()} erasure of each concept in the residual stream at one layer at a time, at every "
-             f"position (layer 0 = embeddings, layer ℓ = after block ℓ−1), on held-out sentences. Control: a random "
-             f"subspace of the same rank ({e.n_random} draws, their mean). 95% intervals from {e.n_bootstrap} "
-             f"bootstrap resamples of the sentences.", ""]
+             (f"{e.method.upper()} erasure of each concept in the residual stream at one layer at a time, at "
+              f"every position (layer 0 = embeddings, layer ℓ = after block ℓ−1), on held-out sentences. Control: a "
+              f"random subspace of the same rank ({e.n_random} draws, their mean). 95% intervals from "
+              f"{e.n_bootstrap} bootstrap resamples of the sentences."), ""]
     clean = e.clean
     agreement = ("no attractor minimal pairs" if clean.agreement is None
                  else f"attractor agreement {_pct(clean.agreement, '%')} on {clean.n_pairs} minimal pairs")
@@ -673,27 +940,47 @@ def _erasure_section(results: ProbeResults) -> list[str]:
     return ["## Erasure", ""] + lines if lines else []
 
 
-def _how_to_read(lexical: list[str]) -> list[str]:
+CONTROL_LAMBDA_NOTES = {
+    "matched λ": "the control probe uses the λ its task chose at each layer (the same complexity)",
+    "own λ: conservative bound": "the control probe chooses its own λ on validation, which favours the control: "
+                                 "the selectivity is a conservative (low) bound",
+    "own λ": "the control probe chose its own λ on validation (results written before the matched λ existed)",
+}
+
+
+def _how_to_read(lexical: list[str], control_lambda: str = "matched λ") -> list[str]:
     return ["## How to read this", "",
-            "- **score**: test accuracy (categorical) or R² (ordinal) of a linear probe on one layer's residual "
-            "stream (layer 0 = embeddings). Intervals resample test sentences.",
-            "- **selectivity** = task − control accuracy (Hewitt & Liang): the control task gives every word type "
-            "a fixed random label, so high selectivity means the probe reads structure, not memorised words.",
-            "- **layer 0 / lexical**: a curve that is already at its peak at layer 0 means the property is "
-            "carried by the word itself" + (f" (here: {', '.join(lexical)})" if lexical else "") + ".",
-            "- **E[ℓ]**: expected layer from cumulative probes on layers 0..ℓ (Tenney et al. 2019); the anchored "
-            "value counts what layer 0 already holds as layer 0 (the verdict's default definition); Tenney's value "
-            "is the centre of the gains after layer 0 (– when there are none); MDL's is the centre of the bits "
-            "saved after layer 0 by the online codes (categorical tasks). The verdict's definition is named in "
-            "\"Expected layer by definition\".",
-            "- **MDL compression** = uniform codelength / online codelength (Voita & Titov); ≈1 means the labels "
-            "are no easier to transmit with the probe than without.",
-            "- **random-init twin**: the same architecture with random weights; structure it also shows comes "
-            "from the architecture and the words, not from training.",
-            "- **Erasure** (when run): a probe shows that a property is decodable, erasure whether the model uses it. "
-            "A behaviour that falls when the concept is erased at a layer, but not when a random subspace of the "
-            "same rank is, depends on that concept there; the probe's accuracy after erasure should be at the "
-            "majority baseline (the eraser worked).", ""]
+            ("- **score**: test accuracy (categorical) or R² (ordinal) of a linear probe on one layer's residual "
+             "stream (layer 0 = embeddings). The peak layer is chosen on the validation score, its score reported "
+             "on test."),
+            "- **Two axes per task.** *Lexical share* = (S₀ − baseline) / (S_peak − baseline): how much of what "
+            "the probes find is already in the embeddings (1: all of it; it can leave [0, 1] by noise). *Depth*: where "
+            "in the layers the rest is gained — the centre of the bits saved after layer 0 by the online codes "
+            "(MDL, categorical tasks) or of the cumulative probes' gains after layer 0 (Tenney, ordinal tasks). "
+            "**–** = undefined: the gain after the embeddings (its column) has a 95% interval that includes 0, so "
+            "the task's information is lexical and it sits on the lexical axis only"
+            + (f" (flagged lexical here: {', '.join(lexical)})" if lexical else "") + ".",
+            ("- **Verdict** (default, `--expected depth`): early < middle < late on the depth axis in ≥95% of the "
+             "resamples; tasks with an undefined depth leave their level, and an early level left without one is "
+             "not compared. The **effect size** is the difference of two levels' mean depths in layers, with its "
+             "95% interval. **Anchored (lexical-weighted)** counts what layer 0 already holds as layer 0, mixing the "
+             "two axes into one number; it and the Tenney and MDL expected layers are in \"Expected layer by "
+             "definition\"."),
+            (f"- **selectivity** = task − control accuracy (Hewitt & Liang): the control task gives every word type "
+             f"a fixed random label, so high selectivity means the probe reads structure, not memorised words. "
+             f"Here ({control_lambda}) {CONTROL_LAMBDA_NOTES.get(control_lambda, '')}; *one λ*: task and control "
+             "probes with a single λ for every layer (complexity held fixed across layers). The accuracy-against-λ "
+             "curves (Pimentel et al. 2020) are in figures.html."),
+            ("- **Intervals**: percentile bootstrap over the test sentences; with refits, each number is the mean of "
+             "several fits on redrawn train/validation splits and its interval includes that variance."),
+            ("- **MDL compression** = uniform codelength / online codelength (Voita & Titov); ≈1 means the labels "
+             "are no easier to transmit with the probe than without."),
+            ("- **random-init twin**: the same architecture with random weights; structure it also shows comes "
+             "from the architecture and the words, not from training."),
+            ("- **Erasure** (when run): a probe shows that a property is decodable, erasure whether the model uses it. "
+             "A behaviour that falls when the concept is erased at a layer, but not when a random subspace of the "
+             "same rank is, depends on that concept there; the probe's accuracy after erasure should be at the "
+             "majority baseline (the eraser worked)."), ""]
 
 
 def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
@@ -705,7 +992,7 @@ def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
     lines += [f"## Tasks: {main.tag}", ""] + task_table(results, main) + [""]
     lines += _side_by_side(results) + _expected_section(results) + _erasure_section(results) + _subsets(results)
     lexical = [t.name for t in results.tasks if (r := main.tasks.get(t.name)) is not None and r.lexical]
-    lines += _how_to_read(lexical)
+    lines += _how_to_read(lexical, control_lambda_text(results))
     if files:
         lines.append("Files: " + ", ".join(f"`{f}`" for f in files) + ".")
     return "\n".join(lines) + "\n"
@@ -713,29 +1000,61 @@ def markdown_report(results: Results, files: Sequence[str] = ()) -> str:
 
 def summary(results: Results) -> str:
     """A few lines for the terminal: verdict per model (the main model's also under the other
-    expected-layer definitions, in short) and the main model's peaks."""
+    expected-layer definitions, in short) and the main model's peaks and two axes."""
     results = ProbeResults.coerce(results)
     lines = []
     for m in results.models:
-        lines.append(f"{m.tag} ({m.role.replace('_', '-')}): hierarchy {m.verdict.status} — {m.verdict.message}")
+        axis = "" if m.verdict.expected == "depth" else f" [on the {verdict_axis(m.verdict.expected)}]"
+        role = m.role.replace("_", "-")
+        lines.append(f"{m.tag} ({role}): hierarchy {m.verdict.status} — {m.verdict.message}{axis}")
         if m is results.main and (other := other_verdicts_line(m)) is not None:
             lines.append(other)
-    lines.append(f"{'task':<20} {'level':<7} {'peak':>4} {'score':>7} {'sel':>7} {'E[l]':>6}")
+    lines.append(f"{'task':<20} {'level':<7} {'peak':>4} {'score':>7} {'sel':>7} {'lex':>6} {'depth':>6}")
     for t in results.tasks:
         r = results.main.tasks.get(t.name)
         if r is None or r.skipped is not None:
             continue
-        e = r.expected_layer.anchored if r.expected_layer else None
+        e = r.expected_layer
+        share = r.lexical_share.value if r.lexical_share is not None else None
         lines.append(f"{t.name:<20} {t.level:<7} {r.peak_layer:>4} {_num(r.peak.score):>7} "
-                     f"{_num(r.peak.selectivity):>7} {_num(e, 2):>6}")
+                     f"{_num(r.peak.selectivity):>7} {_num(share, 2):>6} {_num(e and e.depth, 2):>6}")
     for m in results.models:
         if m.erasure is not None:
             lines += [f"erasure, {m.tag}: {c.reading}" for c in m.erasure.concepts.values()]
     return "\n".join(lines)
 
 
-__all__ = ["RESULTS_FILE", "CSV_FILE", "ERASURE_CSV_FILE", "FIGURES_FILE", "REPORT_FILE", "save_results",
-           "load_results", "write_outputs", "check_overwrite", "ResultsExistError", "csv_rows", "to_csv",
-           "erasure_csv_rows", "erasure_csv", "figures", "figures_page", "markdown_report", "task_table",
-           "expected_table", "expected_by_kind", "verdicts_by_kind", "concept_table", "erasure_lines", "verdict_lines",
-           "summary"]
+__all__ = [
+    "CSV_FILE",
+    "ERASURE_CSV_FILE",
+    "FIGURES_FILE",
+    "REPORT_FILE",
+    "RESULTS_FILE",
+    "ResultsExistError",
+    "check_overwrite",
+    "concept_table",
+    "control_lambda_text",
+    "csv_rows",
+    "depth_text",
+    "effect_text",
+    "erasure_csv",
+    "erasure_csv_rows",
+    "erasure_lines",
+    "expected_by_kind",
+    "expected_table",
+    "figures",
+    "figures_page",
+    "gain_text",
+    "load_results",
+    "markdown_report",
+    "refits_text",
+    "save_results",
+    "share_text",
+    "summary",
+    "task_table",
+    "to_csv",
+    "verdict_axis",
+    "verdict_lines",
+    "verdicts_by_kind",
+    "write_outputs",
+]

@@ -28,10 +28,11 @@ from hooks.fingerprint import fingerprint_diff
 from probes.config import EXECUTION_SETTINGS, ProbeConfig
 from probes.depth import EXPECTED_KINDS, verdict_status
 
-SCHEMA = "stratascope.probes/2"
+SCHEMA = "stratascope.probes/3"
 SCHEMA_V1 = "stratascope.probes/1"  # no erasure, no MDL expected layer
-READABLE_SCHEMAS = (SCHEMA_V1, SCHEMA)
-ROLES = ("model", "random_init", "compare")
+SCHEMA_V2 = "stratascope.probes/2"  # one fit (no refits), the control on its own λ, peak chosen on test
+READABLE_SCHEMAS = (SCHEMA_V1, SCHEMA_V2, SCHEMA)
+ROLES = ("model", "random_init", "compare", "seed")  # seed: another training seed of the main model
 
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))
@@ -251,6 +252,29 @@ class GroupScore:
 
 
 @dataclass
+class FixedLambdaScore:
+    """Task and control probes at one λ for every layer (the λ the task chose most often):
+    selectivity with the probe family's complexity held fixed across layers."""
+
+    lam: float
+    score: float | None
+    control: float | None
+    selectivity: float | None
+    selectivity_ci: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "score": self.score, "control": self.control, "selectivity": self.selectivity,
+                "selectivity_ci": self.selectivity_ci.to_list()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> "FixedLambdaScore":
+        return cls(f.get("lambda", _NUM, lo=0), f.get("score", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("control", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("selectivity", _OPT_NUM, lo=SIGNED_UNIT[0], hi=SIGNED_UNIT[1]),
+                   f.interval("selectivity_ci", *SIGNED_UNIT))
+
+
+@dataclass
 class LayerScore:
     """One layer's probe: test score with its interval and the λ chosen on validation."""
 
@@ -262,6 +286,8 @@ class LayerScore:
     spearman: float | None = None  # ordinal tasks
     mdl: MDLScore | None = None
     groups: dict[str, GroupScore] | None = None
+    val_score: float | None = None  # the validation score (mean over refits); None in older files
+    fixed: FixedLambdaScore | None = None  # categorical tasks with a control
 
     @property
     def selectivity(self) -> float | None:
@@ -281,6 +307,9 @@ class LayerScore:
             out["mdl"] = self.mdl.to_dict()
         if self.groups is not None:
             out["groups"] = {name: g.to_dict() for name, g in self.groups.items()}
+        _put(out, "val_score", self.val_score)
+        if self.fixed is not None:
+            out["fixed_lambda"] = self.fixed.to_dict()
         return out
 
     @classmethod
@@ -296,7 +325,9 @@ class LayerScore:
                    f.interval("ci", *score), f.get("lambda", _NUM, lo=0),
                    ControlScore.from_fields(f, score) if f.has("control") else None,
                    f.get("spearman", _OPT_NUM, required=False, lo=SIGNED_UNIT[0], hi=SIGNED_UNIT[1]),
-                   MDLScore.from_fields(f.sub("mdl")) if f.has("mdl") else None, groups)
+                   MDLScore.from_fields(f.sub("mdl")) if f.has("mdl") else None, groups,
+                   f.get("val_score", _OPT_NUM, required=False, lo=score[0], hi=score[1]),
+                   FixedLambdaScore.from_fields(f.sub("fixed_lambda")) if f.has("fixed_lambda") else None)
 
 
 def _score_range(metric: str) -> tuple[float | None, float | None]:
@@ -400,12 +431,25 @@ class ExpectedLayer:
     mdl: float | None = None
     mdl_ci: Interval = Interval(None, None)
     mdl_relative: float | None = None
+    # the depth axis (the default verdict's): MDL's value for categorical tasks, Tenney's for
+    # ordinal ones, None unless the post-embedding gain's interval excludes 0; absent in older files
+    depth: float | None = None
+    depth_ci: Interval = Interval(None, None)
+    depth_relative: float | None = None
+    depth_source: str | None = None  # "mdl" | "tenney"
+    gain: Measurement | None = None  # the post-embedding gain behind ``depth`` (bits, or score points)
+    gain_unit: str | None = None  # "bits" | "accuracy" | "r2"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"anchored": self.anchored, "anchored_ci": self.anchored_ci.to_list(), "tenney": self.tenney,
-                "tenney_ci": self.tenney_ci.to_list(), "relative": self.relative,
-                "tenney_relative": self.tenney_relative, "mdl": self.mdl, "mdl_ci": self.mdl_ci.to_list(),
-                "mdl_relative": self.mdl_relative}
+        out = {"anchored": self.anchored, "anchored_ci": self.anchored_ci.to_list(), "tenney": self.tenney,
+               "tenney_ci": self.tenney_ci.to_list(), "relative": self.relative,
+               "tenney_relative": self.tenney_relative, "mdl": self.mdl, "mdl_ci": self.mdl_ci.to_list(),
+               "mdl_relative": self.mdl_relative}
+        if self.depth_source is not None:
+            out.update(depth=self.depth, depth_ci=self.depth_ci.to_list(), depth_relative=self.depth_relative,
+                       depth_source=self.depth_source, gain=self.gain.to_dict() if self.gain else None,
+                       gain_unit=self.gain_unit)
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields, n_layer: int | None = None) -> "ExpectedLayer":
@@ -417,11 +461,17 @@ class ExpectedLayer:
                    f.get("tenney_relative", _OPT_NUM, required=False),
                    f.get("mdl", _OPT_NUM, required=False, lo=0, hi=n_layer),
                    f.interval("mdl_ci", *depth) if f.has("mdl_ci") else Interval(None, None),
-                   f.get("mdl_relative", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]))
+                   f.get("mdl_relative", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("depth", _OPT_NUM, required=False, lo=0, hi=n_layer),
+                   f.interval("depth_ci", *depth) if f.has("depth_ci") else Interval(None, None),
+                   f.get("depth_relative", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("depth_source", _OPT_STR, required=False),
+                   _measurement(f, "gain", nullable=True) if f.has("gain") else None,
+                   f.get("gain_unit", _OPT_STR, required=False))
 
     def get(self, kind: str) -> float | None:
-        """The expected layer of ``kind`` ("anchored", "tenney" or "mdl")."""
-        return {"anchored": self.anchored, "tenney": self.tenney, "mdl": self.mdl}[kind]
+        """The expected layer of ``kind`` ("depth", "anchored", "tenney" or "mdl")."""
+        return {"depth": self.depth, "anchored": self.anchored, "tenney": self.tenney, "mdl": self.mdl}[kind]
 
 
 @dataclass
@@ -443,6 +493,9 @@ class TaskResult:
     cumulative: list[CumulativeScore] | None = None
     cumulative_features: CumulativeFeatures | None = None
     expected_layer: ExpectedLayer | None = None
+    lexical_share: Measurement | None = None  # (S₀ − base) / (S_peak − base), test scores; older files: None
+    curves: LambdaCurves | None = None  # test score against λ (task; control at one layer)
+    refits: int = 1  # fits behind every number (probes.suite)
     fit_s: float | None = None
     stages_s: dict[str, float] | None = None  # fit_s by stage: fit, control, mdl, mdl_control, cumulative, score
 
@@ -469,6 +522,11 @@ class TaskResult:
                 out["cumulative"] = [c.to_dict() for c in self.cumulative]
                 out["cumulative_features"] = self.cumulative_features.to_dict() if self.cumulative_features else None
             out["expected_layer"] = self.expected_layer.to_dict() if self.expected_layer else {}
+            if self.lexical_share is not None:
+                out["lexical_share"] = self.lexical_share.to_dict()
+            if self.curves is not None:
+                out["curves"] = self.curves.to_dict()
+            out["refits"] = self.refits
         _put(out, "fit_s", self.fit_s)
         if self.stages_s:
             out["stages_s"] = dict(self.stages_s)
@@ -505,7 +563,47 @@ class TaskResult:
                    layer0_score=f.get("layer0_score", _OPT_NUM, lo=score[0], hi=score[1]),
                    lexical=f.get("lexical", bool), cumulative=cumulative, cumulative_features=features,
                    expected_layer=ExpectedLayer.from_fields(expected, n_layer) if expected.data or cumulative
-                   else None)
+                   else None,
+                   lexical_share=_measurement(f, "lexical_share") if f.has("lexical_share") else None,
+                   curves=LambdaCurves.from_fields(f.sub("curves"), n_layer, score) if f.has("curves") else None,
+                   refits=f.get("refits", int, required=False, default=1, lo=1))
+
+
+@dataclass
+class LambdaCurves:
+    """Test score against the probe's L2 strength λ (Pimentel et al. 2020): the task's at every
+    layer (``task[layer][g]``, None where the λ path stopped before λ_g), the control task's at
+    ``layer`` (categorical tasks with a control). From the first fit."""
+
+    lambdas: list[float]  # strong → weak
+    task: list[list[float | None]]
+    layer: int | None = None
+    control: list[float | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lambdas": list(self.lambdas), "task": [list(x) for x in self.task], "layer": self.layer,
+                "control": None if self.control is None else list(self.control)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields, n_layer: int, score: tuple[float | None, float | None]) -> "LambdaCurves":
+        lambdas = f.get("lambdas", list)
+        for k, x in enumerate(lambdas):
+            _check_number(x, f"{f.at('lambdas')}[{k}]", 0, None)
+        task = f.get("task", list)
+        if len(task) != n_layer + 1 or any(not isinstance(row, list) or len(row) != len(lambdas) for row in task):
+            raise ValueError(f"{f.at('task')}: expected {n_layer + 1} rows of {len(lambdas)} scores")
+        for row in task:
+            for x in row:
+                if x is not None:
+                    _check_number(x, f.at("task"), *score)
+        control = f.get("control", (list, type(None)), required=False)
+        if control is not None:
+            if len(control) != len(lambdas):
+                raise ValueError(f"{f.at('control')}: expected {len(lambdas)} scores")
+            for x in control:
+                if x is not None:
+                    _check_number(x, f.at("control"), *score)
+        return cls(lambdas, task, f.get("layer", _OPT_INT, required=False, lo=0, hi=n_layer), control)
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -564,6 +662,10 @@ class Verdict:
     failing: list[PairOrder] = field(default_factory=list)
     p_order: float | None = None
     left_out: list[str] = field(default_factory=list)  # fitted tasks without that expected layer (mdl: ordinal)
+    compared: list[str] = field(default_factory=list)  # the levels compared (older files: empty)
+    uninformative: list[str] = field(default_factory=list)  # levels without a task with a defined value
+    undefined: list[str] = field(default_factory=list)  # tasks whose value is undefined (left out of their level)
+    n_seeds: int | None = None  # the verdict across seeds: how many
 
     @property
     def status(self) -> str:
@@ -576,6 +678,9 @@ class Verdict:
                "holds": self.holds, "p_order": self.p_order, "message": self.message, "expected": self.expected}
         if self.left_out:
             out["left_out"] = list(self.left_out)
+        out.update(compared=list(self.compared), uninformative=list(self.uninformative),
+                   undefined=list(self.undefined))
+        _put(out, "n_seeds", self.n_seeds)
         return out
 
     @classmethod
@@ -583,7 +688,7 @@ class Verdict:
         """With ``n_layer``, level means of anchored or MDL expected layers must lie in [0, n_layer]."""
         f = _Fields(data, where)
         expected = f.get("expected", str)
-        depth = (0, n_layer) if n_layer is not None and expected in ("anchored", "mdl") else (None, None)
+        depth = (0, n_layer) if n_layer is not None and expected in ("anchored", "mdl", "depth") else (None, None)
         levels = f.sub("levels")
         pairs = [PairOrder.from_fields(_Fields(p, f"{f.at('pairs')}[{k}]"), depth)
                  for k, p in enumerate(f.get("pairs", list))]
@@ -593,7 +698,11 @@ class Verdict:
                    f.get("threshold", _NUM), expected,
                    {lv: LevelMean.from_fields(levels.sub(lv), depth) for lv in levels.data},
                    pairs, failing, f.get("p_order", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
-                   list(f.get("left_out", list, required=False, default=[])))
+                   list(f.get("left_out", list, required=False, default=[])),
+                   list(f.get("compared", list, required=False, default=[])),
+                   list(f.get("uninformative", list, required=False, default=[])),
+                   list(f.get("undefined", list, required=False, default=[])),
+                   f.get("n_seeds", _OPT_INT, required=False, lo=1))
 
 
 # ----------------------------------------------------------------------------- erasure
@@ -767,6 +876,10 @@ class ModelFit:
     verdict: Verdict
     timing_s: dict[str, float]
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # by definition; ``verdict`` is one of them
+    # per definition: each task's expected layer and its resamples [B] (not in results.json; for
+    # the verdict across seeds, probes.depth.seed_verdict)
+    samples: dict[str, tuple[dict[str, float], dict[str, Any]]] = field(default_factory=dict, repr=False,
+                                                                        compare=False)
 
 
 @dataclass
@@ -857,9 +970,10 @@ def _verdicts(f: _Fields, verdict: Verdict, n_layer: int | None = None) -> dict[
         where = by_kind.at(kind)
         if kind not in EXPECTED_KINDS:
             raise ValueError(f"{where}: not an expected-layer definition (one of {', '.join(EXPECTED_KINDS)})")
-        v = out[kind] = Verdict.from_dict(by_kind.get(kind, dict), where, n_layer)
-        if v.expected != kind:
-            raise ValueError(f"{where}.expected: {v.expected!r} under the key {kind!r}")
+        raw = by_kind.get(kind, dict)
+        if isinstance(raw.get("expected"), str) and raw["expected"] != kind:  # before its values' ranges
+            raise ValueError(f"{where}.expected: {raw['expected']!r} under the key {kind!r}")
+        out[kind] = Verdict.from_dict(raw, where, n_layer)
     same = verdict.expected not in out or json.dumps(out[verdict.expected].to_dict()) == json.dumps(verdict.to_dict())
     if not same:  # compared as JSON writes them: NaN reads equal to NaN
         raise ValueError(f"{by_kind.at(verdict.expected)}: differs from the verdict it names ({f.at('verdict')})")
@@ -877,9 +991,12 @@ class ComparisonEntry:
     layer0_score: float | None
     selectivity_at_peak: float | None
     max_selectivity: float | None
-    expected_layer: float | None
+    expected_layer: float | None  # anchored (lexical-weighted)
     expected_layer_tenney: float | None
     relative_expected_layer: float | None
+    depth: float | None = None  # the depth axis; absent in older files
+    relative_depth: float | None = None
+    lexical_share: float | None = None
 
     @classmethod
     def of(cls, model: ModelResult, task: TaskResult) -> "ComparisonEntry":
@@ -887,10 +1004,15 @@ class ComparisonEntry:
         selectivities = [x.selectivity for x in task.layers if x.selectivity is not None]
         return cls(model.role, model.n_layer, task.peak_layer, task.peak_score, task.layer0_score,
                    task.peak.selectivity, max(selectivities, default=None), e.anchored if e else None,
-                   e.tenney if e else None, e.relative if e else None)
+                   e.tenney if e else None, e.relative if e else None, e.depth if e else None,
+                   e.depth_relative if e else None, task.lexical_share.value if task.lexical_share else None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for key in ("depth", "relative_depth", "lexical_share"):
+            if out[key] is None:
+                del out[key]
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "ComparisonEntry":
@@ -902,7 +1024,10 @@ class ComparisonEntry:
                    f.get("selectivity_at_peak", _OPT_NUM, **selectivity),
                    f.get("max_selectivity", _OPT_NUM, **selectivity),
                    f.get("expected_layer", _OPT_NUM, lo=0, hi=n_layer), f.get("expected_layer_tenney", _OPT_NUM),
-                   f.get("relative_expected_layer", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]))
+                   f.get("relative_expected_layer", _OPT_NUM, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("depth", _OPT_NUM, required=False, lo=0, hi=n_layer),
+                   f.get("relative_depth", _OPT_NUM, required=False, lo=UNIT[0], hi=UNIT[1]),
+                   f.get("lexical_share", _OPT_NUM, required=False))
 
 
 def comparison_of(models: list[ModelResult]) -> dict[str, dict[str, ComparisonEntry]]:
@@ -999,6 +1124,7 @@ class ProbeResults:
     comparison: dict[str, dict[str, ComparisonEntry]]
     torch_version: str | None = None
     schema: str = SCHEMA  # the schema it was read from; to_dict writes SCHEMA
+    seeds: Verdict | None = None  # the verdict across the main model and its "seed" models (seed as the unit)
 
     @property
     def main(self) -> ModelResult:
@@ -1028,6 +1154,9 @@ class ProbeResults:
                "comparison": {task: {tag: c.to_dict() for tag, c in by_model.items()}
                               for task, by_model in self.comparison.items()}}
         _put(out, "torch", self.torch_version)
+        if self.seeds is not None:
+            out["seeds"] = {"models": [m.tag for m in self.models if m.role in ("model", "seed")],
+                            "verdict": self.seeds.to_dict()}
         return out
 
     @classmethod
@@ -1052,14 +1181,16 @@ class ProbeResults:
             raise ValueError(f"results.main {f.data['main']!r} is not the first of the models {tags}")
         models = [ModelResult.from_dict(m, f"results.models[{tag!r}]", names) for m, tag in zip(raw_models, tags)]
         if schema == SCHEMA_V1 and any(m.erasure is not None for m in models):
-            raise ValueError(f"results.models: erasure results in a {SCHEMA_V1!r} file (erasure came with {SCHEMA!r})")
+            raise ValueError(f"results.models: erasure results in a {SCHEMA_V1!r} file (erasure came with {SCHEMA_V2!r})")
         comp = f.sub("comparison")
         comparison = {task: {tag: ComparisonEntry.from_fields(_Fields(c, f"results.comparison[{task!r}][{tag!r}]"))
                              for tag, c in _Fields(by_model, f"results.comparison[{task!r}]").data.items()}
                       for task, by_model in comp.data.items()}
         return cls(f.data["created"], f.data["version"], DataInfo.from_dict(f.get("data", dict), "results.data"),
                    ProbeConfig.from_dict(f.get("config", dict), "results.config"), tasks, models, comparison,
-                   f.get("torch", _OPT_STR, required=False), schema)
+                   f.get("torch", _OPT_STR, required=False), schema,
+                   Verdict.from_dict(f.sub("seeds").get("verdict", dict), "results.seeds.verdict",
+                                     models[0].n_layer) if f.has("seeds") else None)
 
     @classmethod
     def coerce(cls, results: "ProbeResults | dict[str, Any]") -> "ProbeResults":

@@ -50,6 +50,7 @@ from probes.results import (
     ModelResult,
     ProbeResults,
     TaskInfo,
+    Verdict,
     comparison_of,
     erasure_settings,
     run_settings,
@@ -147,13 +148,21 @@ def _spec_label(spec: Any, backend: Any) -> str:
 
 
 def load_models(model: Any, compare: Sequence[Any] = (), *, twin: bool = True, twin_seed: int = 0,
-                device: str = "cpu", allow_nonfinite: bool = False) -> list[ModelToProbe]:
-    """The main model (a spec or backend), its random-init twin and the ``compare`` models.
-    ``allow_nonfinite``: load weights holding NaN/inf (their activations are still checked)."""
+                device: str = "cpu", allow_nonfinite: bool = False, seeds: Sequence[Any] = ()) -> list[ModelToProbe]:
+    """The main model (a spec or backend), its random-init twin, the ``seeds`` (other training
+    seeds of the main model: its verdict is also given across them, ``probes.depth.seed_verdict``)
+    and the ``compare`` models. ``allow_nonfinite``: load weights holding NaN/inf (their
+    activations are still checked)."""
     main = load_backend(model, device=device, allow_nonfinite=allow_nonfinite)
     models = [ModelToProbe("model", main, _spec_label(model, main))]
     if twin:
         models.append(ModelToProbe("random_init", random_init_twin(main, twin_seed), None))
+    for spec in seeds:
+        backend = load_backend(spec, device=device, allow_nonfinite=allow_nonfinite)
+        if backend.metadata.n_layer != main.metadata.n_layer:
+            raise ValueError(f"--seeds {spec}: {backend.metadata.n_layer} blocks, but the model has "
+                             f"{main.metadata.n_layer}: seeds of one preset have the same shape")
+        models.append(ModelToProbe("seed", backend, _spec_label(spec, backend)))
     for spec in compare:
         backend = load_backend(spec, device=device, allow_nonfinite=allow_nonfinite)
         models.append(ModelToProbe("compare", backend, _spec_label(spec, backend)))
@@ -211,8 +220,9 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
           data_info: dict[str, Any] | None = None, log: Log | None = None,
           allow_nonfinite: bool = False, erase: Sequence[Task | str] | str | None = None,
           erase_method: str = "leace", erase_random: int = 5, progress: bool = False,
-          max_memory: float | None = None, rebuild_stores: bool = False) -> ProbeResults:
-    """Probe ``model`` (a spec or backend), its random-init twin and ``compare`` models.
+          max_memory: float | None = None, rebuild_stores: bool = False, seeds: Sequence[Any] = ()) -> ProbeResults:
+    """Probe ``model`` (a spec or backend), its random-init twin, ``seeds`` (other training seeds
+    of the same preset: the verdict across seeds, ``ProbeResults.seeds``) and ``compare`` models.
 
     Returns the typed results (``.to_dict()``: results.json, schema in docs/probes.md).
     ``store_dir``: keep each model's activations in a ``hooks.ActivationStore`` under
@@ -229,7 +239,7 @@ def probe(model: Any, sentences: Sequence[Any], tasks: Sequence[Task | str] | st
     tasks = resolve_tasks(tasks)  # unknown task names fail before any model is loaded
     erasure = Erasure.of(erase, erase_method, erase_random)
     models = load_models(model, compare, twin=twin, twin_seed=twin_seed, device=config.device,
-                         allow_nonfinite=allow_nonfinite)
+                         allow_nonfinite=allow_nonfinite, seeds=seeds)
     return probe_models(models, sentences, tasks, config, store_dir=store_dir, batch_size=batch_size,
                         data_info=data_info, log=log, erasure=erasure, progress=progress, max_memory=max_memory,
                         rebuild_stores=rebuild_stores)
@@ -272,7 +282,24 @@ def probe_models(models: Sequence[ModelToProbe], sentences: Sequence[Any],
                                "unknown_words": unknown})
     return ProbeResults(datetime.now(timezone.utc).isoformat(timespec="seconds"), _version(), data, config,
                         [TaskInfo(**t.to_dict()) for t in suite.tasks], results, comparison_of(results),
-                        torch.__version__)
+                        torch.__version__, seeds=across_seeds(results, suite, config))
+
+
+def across_seeds(results: Sequence[ModelResult], suite: ProbeSuite, config: ProbeConfig) -> Verdict | None:
+    """The verdict (``config.expected``) across the main model and its "seed" models, the seed
+    as the unit (``probes.depth.seed_verdict``); None without seed models."""
+    from probes.depth import seed_verdict
+
+    members = [m for m in results if m.role in ("model", "seed")]
+    if len(members) < 2:
+        return None
+    kind = config.expected
+    levels = {t.name: t.level for t in suite.tasks}
+    verdict = seed_verdict([m.fit.samples.get(kind, ({}, {})) for m in members], levels,
+                           config.verdict_threshold, config.seed)
+    verdict["expected"] = kind
+    verdict["message"] = f"across {len(members)} seeds ({', '.join(m.tag for m in members)}): {verdict['message']}"
+    return Verdict.from_dict(verdict)
 
 
 def model_tags(models: Sequence[ModelToProbe]) -> list[str]:

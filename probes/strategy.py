@@ -2,17 +2,18 @@
 kinds of probe (``CategoricalStrategy``: logistic, accuracy, control task, MDL;
 ``OrdinalStrategy``: ridge, R², Spearman's ρ).
 
-A strategy fits a probe per layer (λ chosen on validation), the control task's probes, the MDL
-codes and the cumulative probes on layers 0..ℓ (``LayerFits``), and scores predictions on the
-test words with the suite's sentence bootstrap; ``probes.suite`` turns that into a
-``TaskResult``.
+A strategy fits a probe per layer (λ chosen on validation), the control task's probes (at the λ
+its task chose per layer, or on their own λ path), the task and its control at one fixed λ, the
+MDL codes and the cumulative probes on layers 0..ℓ, and records test scores at every λ of the
+grid (``LayerFits``); it scores predictions on the test words with the suite's sentence
+bootstrap; ``probes.suite`` turns that into a ``TaskResult``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,11 +32,12 @@ from probes.fit import (
     num_threads,
     select_logistic,
     select_ridge,
+    selected_scores,
 )
 from probes.mdl import block_ends, online_codelength
 from probes.metrics import Bootstrap, interval
-from probes.progress import Tick, no_tick
 from probes.metrics import spearman as spearman_rho
+from probes.progress import Tick, no_tick
 from probes.results import Baseline, CumulativeFeatures, Interval, number
 from probes.tasks import Task, TaskLabels
 
@@ -81,7 +83,7 @@ class TaskSplit:
 
     @classmethod
     def of(cls, lab: TaskLabels, sentence_split: np.ndarray, split_pos: np.ndarray,
-           train_order_seed: int | None = None) -> "TaskSplit":
+           train_order_seed: int | None = None) -> TaskSplit:
         """``split_pos``: each sentence's position among the sentences of its split
         (``split_positions``). ``train_order_seed``: put the training words in a seeded random
         order (the order the MDL online code transmits them in, so the code reads the training
@@ -134,12 +136,28 @@ class TaskSplit:
 # ----------------------------------------------------------------------------- fitted probes
 @dataclass
 class LayerFits:
-    """What the probes of one task predict on its test words."""
+    """What the probes of one task predict on its test words.
+
+    The control task's probes (categorical, with ``config.control``) are fitted per layer at the
+    λ the task chose there (``config.control_lambda`` "task": ``control_lam`` equals ``lam``) or
+    on their own λ path ("own"). The fixed-λ fields hold the task and its control at one λ for
+    every layer (``fixed_lam``: the λ the task's per-layer probes chose most often, the largest
+    among ties; ``most_chosen_lambda``). The curves are test scores at every λ of the grid
+    (Pimentel et al. 2020): NaN where the task's λ path stopped early (``select_logistic``'s
+    early stop; ridge fits every λ)."""
 
     test: np.ndarray  # [n_test, P]: correct or not (categorical), the prediction (ordinal)
     lam: np.ndarray  # [P] λ chosen per layer
-    control_test: np.ndarray | None = None
-    control_lam: np.ndarray | None = None
+    val_score: np.ndarray  # [P] validation score (accuracy | R²) of the selected probe per layer
+    control_test: np.ndarray | None = None  # [n_test, P] the control task's probe: correct or not
+    control_lam: np.ndarray | None = None  # [P] its λ per layer
+    fixed_lam: float | None = None  # the one λ of the fixed-λ probes (with the control task only)
+    fixed_test: np.ndarray | None = None  # [n_test, P] the task's probe at fixed_lam: correct or not
+    fixed_control_test: np.ndarray | None = None  # [n_test, P] the control task's probe at fixed_lam
+    curve_lambdas: tuple[float, ...] | None = None  # [G] the λ grid, strong → weak
+    curve_test: np.ndarray | None = None  # [P, G] the task's test accuracy (R² for ordinal) per layer and λ
+    curve_layer: int | None = None  # the layer of control_curve_test: the best validation score's
+    control_curve_test: np.ndarray | None = None  # [G] the control's test accuracy per λ at curve_layer
     mdl: dict[str, Any] | None = None  # probes.mdl.online_codelength of the task (word_bits in split order) …
     mdl_control: dict[str, Any] | None = None  # … and of its control
     cumulative_test: np.ndarray | None = None  # [n_test, P]: the probe on layers 0..ℓ
@@ -157,6 +175,13 @@ class _Clock:
         now = time.perf_counter()
         into[name] = into.get(name, 0.0) + now - self.t
         self.t = now
+
+
+def most_chosen_lambda(lam: np.ndarray) -> float:
+    """The λ the per-layer probes chose most often (``lam`` [P]), the largest among ties: the
+    one λ of the cumulative probes and of the fixed-λ probes."""
+    lams, counts = np.unique(np.round(lam, 12), return_counts=True)
+    return float(lams[counts == counts.max()].max())
 
 
 # ----------------------------------------------------------------------------- cumulative helpers
@@ -220,8 +245,9 @@ class CategoricalStrategy:
 
     metric = "accuracy"
 
-    def __init__(self, config: ProbeConfig):
+    def __init__(self, config: ProbeConfig, curves: bool = True):
         self.config = config
+        self.curves = curves  # fit the control's λ curve (the first fit only)
 
     def describe(self, lab: TaskLabels) -> dict[str, Any]:
         return {"n_classes": lab.n_classes, "classes": [str(c) for c in lab.classes[:100]]}
@@ -249,11 +275,16 @@ class CategoricalStrategy:
         return reported, float(point[0]), b[:, 0]
 
     def units(self, split: TaskSplit, n_problems: int) -> int:
-        """Progress units of ``fit``: one per λ of each path, MDL block and cumulative probe."""
+        """Progress units of ``fit``: one per λ of each path, MDL block and cumulative probe, and
+        one per batched fit (the control at the task's λ, the task and its control at the fixed λ)."""
         cfg = self.config
         G = len(cfg.lambdas)
         B = len(block_ends(split.n_train)) - 1 if cfg.mdl else 0
-        control = G + (B if cfg.mdl_control else 0) if cfg.control else 0
+        control = 0
+        if cfg.control:
+            # its probes (path or one fit), its MDL code, the two fixed-λ fits, its curve's path
+            control = (G if cfg.control_lambda == "own" else 1) + (B if cfg.mdl_control else 0) + 2
+            control += G if self.curves else 0
         return G + B + control + (n_problems if cfg.cumulative else 0)
 
     def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels, basis: GramBasis | None = None,
@@ -262,24 +293,36 @@ class CategoricalStrategy:
         cfg = self.config
         K = lab.n_classes
         basis = basis if basis is not None else GramBasis.of(X.train)
+        name = lab.task.name
         clock = _Clock()
-        probe, fits = self._select(X, split, split.y, K, basis, lambda n: tick(n, f"{lab.task.name}: λ path"))
+        probe, fits = self._select(X, split, split.y, K, basis, lambda n: tick(n, f"{name}: λ path"))
         clock.lap(fits.stages_s, "fit")
         if cfg.mdl:
             fits.mdl = self._mdl(X, split.y, split, K, probe, basis, word_bits=True,
-                                 tick=lambda n: tick(n, f"{lab.task.name}: MDL blocks"))
+                                 tick=lambda n: tick(n, f"{name}: MDL blocks"))
             clock.lap(fits.stages_s, "mdl")
         if cfg.control:
             # Hewitt & Liang: every word type gets one fixed random label
             control = lab.control(cfg.seed)[split.order]
-            cprobe, cfits = self._select(X, split, control, K, basis,
-                                         lambda n: tick(n, f"{lab.task.name}: control λ path"))
-            fits.control_test, fits.control_lam = cfits.test, cfits.lam
+            if cfg.control_lambda == "own":
+                cprobe, cfits = self._select(X, split, control, K, basis, lambda n: tick(n, f"{name}: control λ path"))
+                fits.control_test, fits.control_lam = cfits.test, cfits.lam
+            else:  # matched complexity: each layer's control probe at the λ its task chose there
+                cprobe = self._fit_at(X, split, control, K, probe.lam, basis)
+                fits.control_test, fits.control_lam = self._correct(cprobe, X, split, control), fits.lam.copy()
+                tick(1, f"{name}: control probes at the task's λ")
             clock.lap(fits.stages_s, "control")
             if cfg.mdl and cfg.mdl_control:
                 fits.mdl_control = self._mdl(X, control, split, K, cprobe, basis,
-                                             tick=lambda n: tick(n, f"{lab.task.name}: control MDL blocks"))
+                                             tick=lambda n: tick(n, f"{name}: control MDL blocks"))
                 clock.lap(fits.stages_s, "mdl_control")
+            self._fixed(X, split, control, K, probe, cprobe, fits, basis, lambda n: tick(n, f"{name}: fixed-λ probes"))
+            clock.lap(fits.stages_s, "fixed")
+            if self.curves:
+                fits.curve_layer = int(np.argmax(fits.val_score))
+                fits.control_curve_test = self._control_curve(X, split, control, K, fits.curve_layer, basis,
+                                                              lambda n: tick(n, f"{name}: control λ curve"))
+                clock.lap(fits.stages_s, "curves")
         if cfg.cumulative:
             fits.cumulative_test, fits.cumulative_features = self._cumulative(
                 X, split, K, fits, probe, basis, lambda n: tick(n, f"{lab.task.name}: cumulative probes"))
@@ -292,14 +335,70 @@ class CategoricalStrategy:
 
     def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, basis: GramBasis,
                 progress: Any) -> tuple[LogisticProbe, LayerFits]:
-        """The λ path per layer, best λ on validation; its test correctness."""
+        """The λ path per layer, best λ on validation; its test correctness, validation accuracy
+        and test accuracy per λ (the curve)."""
         cfg = self.config
+        ytr, yva, yte = self._labels(X, split, labels)
+        probe, val, test = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, basis=basis, progress=progress,
+                                           X_te=X.test, y_te=yte, **self._kw())
+        fits = LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy(),
+                         selected_scores(cfg.lambdas, val, probe.lam))
+        fits.curve_lambdas, fits.curve_test = tuple(sorted(cfg.lambdas, reverse=True)), test
+        return probe, fits
+
+    @staticmethod
+    def _labels(X: SplitFeatures, split: TaskSplit, labels: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """``labels`` (split order) on the train / validation / test words, as tensors."""
         yt = torch.as_tensor(labels, device=X.train.device)
         n_tr, n_va = split.n_train, split.n_val
-        ytr, yva, yte = yt[:n_tr], yt[n_tr:n_tr + n_va], yt[n_tr + n_va:]
-        probe, _ = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, basis=basis, progress=progress,
-                                   **self._kw())
-        return probe, LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy())
+        return yt[:n_tr], yt[n_tr:n_tr + n_va], yt[n_tr + n_va:]
+
+    def _correct(self, probe: LogisticProbe, X: SplitFeatures, split: TaskSplit, labels: np.ndarray) -> np.ndarray:
+        """[n_test, P]: whether ``probe`` predicts ``labels`` on each test word, per layer."""
+        return (probe.predict(X.test) == self._labels(X, split, labels)[2]).T.cpu().numpy()
+
+    def _fit_at(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, lam: Tensor,
+                basis: GramBasis) -> LogisticProbe:
+        """One batched fit of every layer at its λ (``lam`` [P]), from the log class frequencies
+        (the λ → ∞ solution)."""
+        ytr = self._labels(X, split, labels)[0]
+        return fit_logistic(X.train, ytr, K, lam, basis=basis, **self._kw())
+
+    def _fixed(self, X: SplitFeatures, split: TaskSplit, control: np.ndarray, K: int, probe: LogisticProbe,
+               cprobe: LogisticProbe, fits: LayerFits, basis: GramBasis, tick: Any) -> None:
+        """The task and its control at one λ for every layer (``most_chosen_lambda``): each
+        refitted from its selected probe, on the layers whose λ differs (the others are reused)."""
+        assert fits.control_test is not None
+        fits.fixed_lam = most_chosen_lambda(fits.lam)
+        fits.fixed_test = self._refit_at(X, split, split.y, K, probe, fits.fixed_lam, fits.test, basis)
+        tick(1)
+        fits.fixed_control_test = self._refit_at(X, split, control, K, cprobe, fits.fixed_lam, fits.control_test,
+                                                 basis)
+        tick(1)
+
+    def _refit_at(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, probe: LogisticProbe,
+                  lam: float, correct: np.ndarray, basis: GramBasis) -> np.ndarray:
+        """[n_test, P]: correct or not at ``lam`` for every layer: ``correct`` (``probe``'s) where
+        ``probe`` already has that λ, else refitted at ``lam`` warm-started from ``probe``."""
+        redo = ~np.isclose(probe.lam.cpu().numpy(), lam, rtol=1e-6, atol=0.0)  # [P]
+        out = correct.copy()
+        if redo.any():
+            ytr = self._labels(X, split, labels)[0]
+            problems = torch.as_tensor(np.nonzero(redo)[0], device=X.train.device)
+            refit = fit_logistic(X.train, ytr, K, lam, init=probe, basis=basis, problems=problems, **self._kw())
+            out[:, redo] = self._correct(refit, X, split, labels)[:, redo]
+        return out
+
+    def _control_curve(self, X: SplitFeatures, split: TaskSplit, control: np.ndarray, K: int, layer: int,
+                       basis: GramBasis, tick: Any) -> np.ndarray:
+        """[G]: the control task's test accuracy at every λ of the grid (strong → weak) at one
+        layer, on its whole λ path (no early stop)."""
+        ytr, yva, yte = self._labels(X, split, control)
+        one = slice(layer, layer + 1)
+        _, _, test = select_logistic(X.train[one], ytr, X.val[one], yva, K, self.config.lambdas,
+                                     basis=basis.select([layer]), early_stop=None, progress=tick,
+                                     X_te=X.test[one], y_te=yte, **self._kw())
+        return test[0]
 
     def _mdl(self, X: SplitFeatures, labels: np.ndarray, split: TaskSplit, K: int, probe: LogisticProbe,
              basis: GramBasis, tick: Any, word_bits: bool = False) -> dict[str, Any]:
@@ -318,8 +417,7 @@ class CategoricalStrategy:
         P = X.train.shape[0]
         # one λ for every cumulative probe: the one the per-layer probes chose most often
         # (the largest among ties); each probe starts from the previous one's solution
-        lams, counts = np.unique(np.round(fits.lam, 12), return_counts=True)
-        lam_cum = float(lams[counts == counts.max()].max())
+        lam_cum = most_chosen_lambda(fits.lam)
         correct = np.zeros((len(yte), P), dtype=bool)
         prev: LogisticProbe | None = None
         # layers 0..l are the first (l + 1)·k columns, so one Gram matrix serves every
@@ -399,9 +497,11 @@ class OrdinalStrategy:
         basis = basis if basis is not None else GramBasis.of(X.train)
         clock = _Clock()
         path = RidgePath.from_basis(basis, X.train, yt[:n_tr])
-        probe, _ = select_ridge(X.train, yt[:n_tr], X.val, yt[n_tr:n_tr + n_va], cfg.ridge_lambdas, path=path,
-                                threads=cfg.threads)
-        fits = LayerFits(probe.predict(X.test).T.double().cpu().numpy(), probe.lam.cpu().numpy())
+        probe, val, test = select_ridge(X.train, yt[:n_tr], X.val, yt[n_tr:n_tr + n_va], cfg.ridge_lambdas,
+                                        path=path, threads=cfg.threads, X_te=X.test, y_te=yt[n_tr + n_va:])
+        fits = LayerFits(probe.predict(X.test).T.double().cpu().numpy(), probe.lam.cpu().numpy(),
+                         selected_scores(cfg.ridge_lambdas, val, probe.lam))
+        fits.curve_lambdas, fits.curve_test = tuple(sorted(cfg.ridge_lambdas, reverse=True)), test
         tick(1, f"{lab.task.name}: ridge path")
         clock.lap(fits.stages_s, "fit")
         if cfg.cumulative:
@@ -439,5 +539,9 @@ class OrdinalStrategy:
 TaskStrategy = CategoricalStrategy | OrdinalStrategy
 
 
-def strategy_for(task: Task, config: ProbeConfig) -> TaskStrategy:
-    return CategoricalStrategy(config) if task.categorical else OrdinalStrategy(config)
+def strategy_for(task: Task, config: ProbeConfig, first: bool = True) -> TaskStrategy:
+    """The task kind's strategy. ``first`` False (a refit after the first fit, ``probes.suite``):
+    no control λ curve and no control MDL code — they are reported from the first fit only."""
+    if not first:
+        config = replace(config, mdl_control=False)
+    return CategoricalStrategy(config, curves=first) if task.categorical else OrdinalStrategy(config)

@@ -43,11 +43,15 @@ import numpy as np
 from probes.config import ProbeConfig
 from probes.depth import (
     EXPECTED_KINDS,
+    bits_saved_after_embeddings,
     expected_layer_anchored,
     expected_layer_mdl,
     expected_layer_tenney,
+    gain_is_defined,
     hierarchy_verdict,
+    lexical_share,
     peak_layer,
+    score_gained_after_embeddings,
 )
 from probes.features import FeatureLayers, as_layers, to_tensor
 from probes.fit import GramBasis
@@ -55,7 +59,11 @@ from probes.mdl import resampled_codelengths
 from probes.metrics import Bootstrap, interval
 from probes.progress import Progress, Tick
 from probes.results import (
+    Baseline,
     ControlScore,
+    FixedLambdaScore,
+    LambdaCurves,
+    Measurement,
     CumulativeScore,
     ExpectedLayer,
     GroupScore,
@@ -79,6 +87,8 @@ MDL_BOOTSTRAP_SEED_OFFSET = 104_729
 # The training words of every task are kept in a seeded random order: the order the MDL online
 # code transmits them in.
 MDL_ORDER_SEED_OFFSET = 7919
+# Refit r > 0 draws its train / validation split and MDL order from the run's seed + r · this.
+REFIT_SEED_OFFSET = 15_485_863
 # How many Gram eigenbases one model's fit keeps (tasks over the same training words share one).
 BASIS_CACHE_SIZE = 3
 
@@ -112,18 +122,36 @@ def _text(s: Any) -> str:
 
 
 
-# ----------------------------------------------------------------------------- the suite
+# ----------------------------------------------------------------------------- refits
+def redraw_train_val(sentences: Sequence[Any], split: np.ndarray, fractions: Sequence[float],
+                     seed: int) -> np.ndarray:
+    """A new split id per sentence with the test sentences (id 2) kept and the others re-drawn
+    into train / validation at the ratio fractions[0] : fractions[1], by distinct text (seeded;
+    every copy of a text to the same split; with two or more distinct texts each split gets one)."""
+    texts = [_text(s) for s in sentences]
+    distinct = list(dict.fromkeys(t for t, k in zip(texts, split) if k != 2))
+    n = len(distinct)
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] / (fractions[0] + fractions[1]) * n))
+    if n >= 2:
+        n_train = min(max(n_train, 1), n - 1)
+    which = np.empty(n, dtype=np.int64)
+    which[order[:n_train]] = 0
+    which[order[n_train:]] = 1
+    index = {t: which[k] for k, t in enumerate(distinct)}
+    return np.asarray([2 if k == 2 else index[t] for t, k in zip(texts, split)], dtype=np.int64)
+
+
 @dataclass
-class _Prepared:
-    sentences: Sequence[Any]
-    n_words: int
-    split: np.ndarray  # per sentence
-    split_pos: np.ndarray  # per sentence: index among the sentences of its split
-    labels: dict[str, TaskLabels]
-    splits: dict[str, TaskSplit]
-    bootstrap: Bootstrap  # of the test sentences
-    n_resamples: int
+class _Refit:
+    """One fit's split: refit 0 is the run's split; each further one re-draws train / validation
+    (test kept) and the order the MDL code transmits the training words in."""
+
+    index: int
     seed: int
+    split: np.ndarray  # per sentence: 0 train, 1 validation, 2 test
+    splits: dict[str, TaskSplit]
+    n_resamples: int
     _train_bootstrap: Bootstrap | None = None
 
     @property
@@ -136,12 +164,58 @@ class _Prepared:
         return self._train_bootstrap
 
 
+# ----------------------------------------------------------------------------- the suite
+@dataclass
+class _Prepared:
+    sentences: Sequence[Any]
+    n_words: int
+    labels: dict[str, TaskLabels]
+    refits: list[_Refit]
+    bootstrap: Bootstrap  # of the test sentences (the same in every refit)
+    n_resamples: int
+    seed: int
+
+    @property
+    def split(self) -> np.ndarray:
+        """The run's split (refit 0's), per sentence."""
+        return self.refits[0].split
+
+    @property
+    def splits(self) -> dict[str, TaskSplit]:
+        """Every task's words in the run's split (refit 0's)."""
+        return self.refits[0].splits
+
+
+@dataclass
+class _Once:
+    """One task measured on one refit: (point, resamples [B, ...]) per quantity, values that have
+    no resamples, and refit 0's fits (λ, curves)."""
+
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]]
+    plain: dict[str, np.ndarray]
+    fits: LayerFits
+    split: TaskSplit
+    group_sizes: dict[str, int]
+
+
+def combine_refits(points: np.ndarray, resamples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R refits' point values [R, ...] and resamples [R, B, ...] → (the mean of the points,
+    resamples [B, ...] where resample b is refit b mod R's resample b). Every refit of a run
+    uses the same sentence resample b, so a derived quantity (selectivity, expected layer,
+    verdict) computed from resample b reads one refit throughout; the mixture's spread is the
+    sentences' spread within a fit plus the spread between refits."""
+    points, resamples = np.asarray(points, dtype=np.float64), np.asarray(resamples, dtype=np.float64)
+    R, B = resamples.shape[:2]
+    b = np.arange(B)
+    return points.mean(axis=0), resamples[b % R, b]
+
+
 class ProbeSuite:
     """Tasks + configuration; ``fit(features, sentences)`` probes one model (see module doc).
 
-    Label extraction, the split and the bootstrap depend only on the sentences and the seed,
-    so fitting several models (a model, its random-init twin, GPT-2) on the same sentences uses
-    the same words, the same split and the same resamples for all of them.
+    Label extraction, the splits (every refit's) and the bootstrap depend only on the sentences
+    and the seed, so fitting several models (a model, its random-init twin, GPT-2) on the same
+    sentences uses the same words, splits and resamples for all of them.
     """
 
     def __init__(self, tasks: Sequence[Task | str] | str | None = None, config: ProbeConfig | None = None):
@@ -156,15 +230,18 @@ class ProbeSuite:
         cfg = self.config
         if not sentences:
             raise ValueError("no sentences to probe")
-        split = split_sentences(sentences, cfg.split, cfg.seed)
-        split_pos = split_positions(split)
         labels = {t.name: label_task(t, sentences) for t in self.tasks}
-        splits = {name: TaskSplit.of(lab, split, split_pos, cfg.seed + MDL_ORDER_SEED_OFFSET)
-                  for name, lab in labels.items()}
+        first = split_sentences(sentences, cfg.split, cfg.seed)
+        refits = []
+        for r in range(cfg.refits):
+            seed = cfg.seed + r * REFIT_SEED_OFFSET
+            split = first if r == 0 else redraw_train_val(sentences, first, cfg.split, seed)
+            pos = split_positions(split)
+            splits = {name: TaskSplit.of(lab, split, pos, seed + MDL_ORDER_SEED_OFFSET) for name, lab in labels.items()}
+            refits.append(_Refit(r, seed, split, splits, cfg.n_bootstrap))
         n_words = sum(len(s.words) for s in sentences)
-        boot = Bootstrap(max(int((split == 2).sum()), 1), cfg.n_bootstrap, seed=cfg.seed)
-        self._prepared = _Prepared(sentences, n_words, split, split_pos, labels, splits, boot, cfg.n_bootstrap,
-                                   cfg.seed)
+        boot = Bootstrap(max(int((first == 2).sum()), 1), cfg.n_bootstrap, seed=cfg.seed)
+        self._prepared = _Prepared(sentences, n_words, labels, refits, boot, cfg.n_bootstrap, cfg.seed)
         return self._prepared
 
     def data_summary(self, sentences: Sequence[Any]) -> dict[str, Any]:
@@ -198,35 +275,37 @@ class ProbeSuite:
         bar = Progress(self._units(prep, X.n_layers), f"probing {source}", progress, unit="fit")
         for t in self.tasks:
             t1 = time.perf_counter()
-            res, e_boot = self._fit_task(X, prep, prep.labels[t.name], bases, bar.tick)
+            res, points, boots = self._fit_task(X, prep, prep.labels[t.name], bases, bar.tick)
             timing[t.name] = res.fit_s = time.perf_counter() - t1
             tasks_out[t.name] = res
             if res.skipped is not None:
                 log(f"  {t.name}: skipped ({res.skipped})")
                 continue
-            for k, boot in e_boot.items():
-                e_k = res.expected_layer.get(k) if res.expected_layer else None
+            for k, boot in boots.items():
                 boot_expected[k][t.name] = boot
-                point_expected[k][t.name] = np.nan if e_k is None else e_k
+                point_expected[k][t.name] = points[k]
             e = res.expected_layer.get(kind) if res.expected_layer else None
             log(f"  {t.name:<20} peak layer {res.peak_layer} ({res.metric} {res.peak.score:.3f}), "
-                f"expected layer {_fmt(e)}  [{timing[t.name]:.1f} s]")
+                f"expected layer ({kind}) {_fmt(e)}  [{timing[t.name]:.1f} s]")
         # the verdict under every definition this run has expected layers for (anchored and tenney
-        # need the cumulative probes, mdl the MDL codes); the one config.expected names is THE verdict
+        # need the cumulative probes, mdl the MDL codes, depth either); config.expected names THE verdict
         bar.close()
         verdicts = {k: self._verdict(k, point_expected[k], boot_expected[k], tasks_out)
                     for k in EXPECTED_KINDS if k == kind or point_expected[k]}
-        return ModelFit(X.n_layers - 1, X.d, tasks_out, verdicts[kind], timing, verdicts)
+        samples = {k: (point_expected[k], boot_expected[k]) for k in verdicts}
+        return ModelFit(X.n_layers - 1, X.d, tasks_out, verdicts[kind], timing, verdicts, samples)
 
     def _units(self, prep: _Prepared, n_problems: int) -> int:
-        """Progress units of ``fit``: each task's fits (``TaskStrategy.units``) and its scoring."""
+        """Progress units of ``fit``: each task's fits (``TaskStrategy.units``) and its scoring, per refit."""
         total = 0
         for t in self.tasks:
-            split = prep.splits[t.name]
-            if split.too_small(self.config.min_train_words) is None:
-                total += strategy_for(t, self.config).units(split, n_problems)
-            total += 1
+            total += 1 + self._fit_units(t, prep, n_problems)
         return total
+
+    def _fit_units(self, task: Task, prep: _Prepared, n_problems: int) -> int:
+        """A task's progress units of fitting, over every refit whose split is large enough."""
+        return sum(strategy_for(task, self.config, r.index == 0).units(r.splits[task.name], n_problems)
+                   for r in prep.refits if r.splits[task.name].too_small(self.config.min_train_words) is None)
 
     def _verdict(self, kind: str, point_expected: dict[str, float], boot_expected: dict[str, np.ndarray],
                  tasks_out: dict[str, TaskResult]) -> Verdict:
@@ -243,79 +322,250 @@ class ProbeSuite:
                 verdict["message"] += f"; left out: {', '.join(left_out)} ({why})"
         return Verdict.from_dict(verdict)
 
+    def _skip_reason(self, strategy: TaskStrategy, prep: _Prepared, name: str) -> str | None:
+        for refit in prep.refits:
+            split = refit.splits[name]
+            why = split.too_small(self.config.min_train_words) or strategy.skip_reason(split)
+            if why is not None:
+                return why if refit.index == 0 else f"refit {refit.index}: {why}"
+        return None
+
     def _fit_task(self, X_all: FeatureLayers, prep: _Prepared, lab: TaskLabels, bases: "_BasisCache",
-                  tick: Tick) -> tuple[TaskResult, dict[str, np.ndarray]]:
-        """One task on every layer; also the bootstrap samples of its expected layers by kind
-        ("anchored" and "tenney" with cumulative probes, "mdl" with MDL codes)."""
+                  tick: Tick) -> tuple[TaskResult, dict[str, float], dict[str, np.ndarray]]:
+        """One task on every layer, in every refit; also its expected layers by kind (point values
+        and resamples)."""
         t = lab.task
-        strategy = strategy_for(t, self.config)
-        split = prep.splits[t.name]
-        res = TaskResult(TaskInfo(**t.to_dict()), strategy.metric, split.counts, **strategy.describe(lab))
-        res.skipped = split.too_small(self.config.min_train_words) or strategy.skip_reason(split)
+        cfg = self.config
+        strategy = strategy_for(t, cfg)
+        split0 = prep.splits[t.name]
+        res = TaskResult(TaskInfo(**t.to_dict()), strategy.metric, split0.counts, **strategy.describe(lab))
+        res.skipped = self._skip_reason(strategy, prep, t.name)
         if res.skipped is not None:
-            tick(1 + (0 if split.too_small(self.config.min_train_words) else strategy.units(split, X_all.n_layers)),
-                 f"{t.name}: skipped")
-            return res, {}
+            tick(1 + self._fit_units(t, prep, X_all.n_layers), f"{t.name}: skipped")
+            return res, {}, {}
+        stages: dict[str, float] = {}
+        onces = []
+        for refit in prep.refits:
+            once = self._fit_once(X_all, prep, refit, lab, strategy_for(t, cfg, refit.index == 0), bases, tick)
+            for k, v in once.fits.stages_s.items():
+                stages[k] = stages.get(k, 0.0) + v
+            onces.append(once)
+        t1 = time.perf_counter()
+        first = onces[0].fits
+        pairs = {key: combine_refits(np.stack([o.pairs[key][0] for o in onces]),
+                                     np.stack([o.pairs[key][1] for o in onces])) for key in onces[0].pairs}
+        # values without resamples: the mean over the fits that have them (the control's MDL code: the first)
+        plain = {key: np.mean(np.stack([np.asarray(o.plain[key], dtype=np.float64) for o in onces if key in o.plain]),
+                              axis=0) for key in onces[0].plain}
+        res.refits = len(onces)
+        s_point, s_boot = pairs["score"]
+        res.layers = self._layer_scores(s_point, s_boot, pairs, plain, first)
+        reported = strategy.baseline(prep.bootstrap, split0, lab)[0]
+        rb_point, rb_boot = pairs["reported_baseline"]
+        res.baseline = Baseline(reported.name, number(rb_point), Interval.of(interval(rb_boot, cfg.ci_level)),
+                                reported.label)
+        base_point, base_boot = pairs["baseline"]
+        if lab.groups is not None:
+            for g, n in onces[0].group_sizes.items():
+                gp, gb = pairs[f"group:{g}"]
+                gci = interval(gb, cfg.ci_level)
+                for l, x in enumerate(res.layers):
+                    x.groups = x.groups or {}
+                    x.groups[g] = GroupScore(number(gp[l]), Interval.of(gci[l]), n)
+        # chosen on validation, reported on test
+        val = plain.get("val_score")
+        res.peak_layer = peak_layer(val if val is not None else s_point)
+        res.peak_score, res.layer0_score = number(s_point[res.peak_layer]), number(s_point[0])
+        if val is not None:
+            v_gain = val[res.peak_layer] - plain["val_baseline"]
+            res.lexical = bool(v_gain > 0 and val[0] - plain["val_baseline"] >= cfg.lexical_fraction * v_gain)
+        else:
+            gain = s_point[res.peak_layer] - base_point
+            res.lexical = bool(gain > 0 and s_point[0] - base_point >= cfg.lexical_fraction * gain)
+        share_ci = interval(lexical_share(s_boot[:, 0], s_boot[:, res.peak_layer], base_boot), cfg.ci_level)
+        res.lexical_share = Measurement(number(lexical_share(s_point[0], s_point[res.peak_layer], base_point)),
+                                        Interval.of(share_ci))
+        res.curves = _curves(first)
+        res.cumulative_features = first.cumulative_features
+        points, boots = self._expected_layers(res, pairs, float(base_point), base_boot)
+        tick(1, f"{t.name}: bootstrap")
+        stages["score"] = stages.get("score", 0.0) + time.perf_counter() - t1
+        res.stages_s = stages
+        return res, points, boots
+
+    def _fit_once(self, X_all: FeatureLayers, prep: _Prepared, refit: _Refit, lab: TaskLabels,
+                  strategy: TaskStrategy, bases: "_BasisCache", tick: Tick) -> _Once:
+        """Fit and score one task on one refit's split."""
+        t = lab.task
+        split = refit.splits[t.name]
         t0 = time.perf_counter()
         X = split.features(X_all)
         basis = bases.get(split.train_key, partial(GramBasis.of, X.train))
         load_s = time.perf_counter() - t0
         fits = strategy.fit(X, split, lab, basis, tick)
         del X
-        t1 = time.perf_counter()
-        scorer = _Scorer(strategy, prep.bootstrap, split, self.config.ci_level)
-        s_point, s_boot = scorer(fits.test)
-        res.layers = _layer_scores(scorer, s_point, s_boot, fits)
+        fits.stages_s = {"features": load_s, **fits.stages_s}
+        boot = prep.bootstrap
+        scorer = _Scorer(strategy, boot, split, self.config.ci_level)
+        pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {"score": scorer(fits.test)}
+        plain: dict[str, np.ndarray] = {}
+        if fits.control_test is not None:
+            pairs["control"] = scorer(fits.control_test)
+        fixed, fixed_control = getattr(fits, "fixed_test", None), getattr(fits, "fixed_control_test", None)
+        if fixed is not None and fixed_control is not None:
+            pairs["fixed"], pairs["fixed_control"] = scorer(fixed), scorer(fixed_control)
+        if fits.cumulative_test is not None:
+            pairs["cumulative"] = scorer(fits.cumulative_test)
+        _, base_point, base_boot = strategy.baseline(boot, split, lab)
+        pairs["baseline"] = (np.float64(base_point), base_boot)
+        pairs["reported_baseline"] = _reported_baseline(strategy, boot, split, base_point, base_boot)
         rho = strategy.spearman(split, fits)
         if rho is not None:
-            for l, x in enumerate(res.layers):
-                x.spearman = number(rho[l])
-        res.baseline, base_point, base_boot = strategy.baseline(prep.bootstrap, split, lab)
-        _add_mdl(res.layers, fits)
-        if lab.groups is not None:
-            _add_groups(res.layers, scorer, fits, [lab.groups[i] for i in split.test_words])
-        res.peak_layer = peak_layer(s_point)
-        res.peak_score, res.layer0_score = number(s_point[res.peak_layer]), number(s_point[0])
-        gain = s_point[res.peak_layer] - base_point
-        res.lexical = bool(gain > 0 and s_point[0] - base_point >= self.config.lexical_fraction * gain)
-        expected = self._expected_layers(res, scorer, fits, split, prep, base_point, base_boot)
-        tick(1, f"{t.name}: bootstrap")
-        res.stages_s = {"features": load_s, **fits.stages_s, "score": time.perf_counter() - t1}
-        return res, expected
-
-    def _expected_layers(self, res: TaskResult, scorer: "_Scorer", fits: LayerFits, split: TaskSplit,
-                         prep: _Prepared, base_point: float, base_boot: np.ndarray) -> dict[str, np.ndarray]:
-        """Fill the cumulative scores and the expected layers of ``res`` (those its fits allow;
-        none without cumulative probes or MDL codes); return their bootstrap samples by kind."""
-        L = len(res.layers) - 1
-        boots: dict[str, np.ndarray] = {}
-        point: dict[str, float] = {}
-        if fits.cumulative_test is not None:
-            cu_point, cu_boot = scorer(fits.cumulative_test)
-            cu_ci = interval(cu_boot, scorer.ci_level)
-            res.cumulative = [CumulativeScore(l, number(cu_point[l]), Interval.of(cu_ci[l])) for l in range(L + 1)]
-            res.cumulative_features = fits.cumulative_features
-            point["anchored"], boots["anchored"] = (expected_layer_anchored(cu_point, base_point),
-                                                    expected_layer_anchored(cu_boot, base_boot))
-            point["tenney"], boots["tenney"] = expected_layer_tenney(cu_point), expected_layer_tenney(cu_boot)
+            plain["spearman"] = rho
+        val_score = getattr(fits, "val_score", None)
+        if val_score is not None:
+            plain["val_score"] = np.asarray(val_score, dtype=np.float64)
+            plain["val_baseline"] = np.float64(_val_baseline(strategy, split))
         if fits.mdl is not None:
             uniform_per_word = fits.mdl["uniform_bits"] / split.n_train
             bits_boot, uniform_boot = resampled_codelengths(fits.mdl["word_bits"], uniform_per_word,
-                                                            split.train_sentence, prep.train_bootstrap)
-            point["mdl"] = expected_layer_mdl(fits.mdl["codelength_bits"], fits.mdl["uniform_bits"])
-            boots["mdl"] = expected_layer_mdl(bits_boot, uniform_boot)
-        if not boots:
-            return boots
+                                                            split.train_sentence, refit.train_bootstrap)
+            pairs["mdl_bits"] = (np.asarray(fits.mdl["codelength_bits"], dtype=np.float64), bits_boot)
+            pairs["mdl_uniform"] = (np.float64(fits.mdl["uniform_bits"]), uniform_boot)
+            if fits.mdl_control is not None:
+                plain["mdl_control_bits"] = np.asarray(fits.mdl_control["codelength_bits"], dtype=np.float64)
+            fits.mdl["word_bits"] = None  # [P, n_train]: not needed again
+        sizes: dict[str, int] = {}
+        if lab.groups is not None:
+            g_te = np.asarray([lab.groups[i] for i in split.test_words], dtype=object)
+            for g in sorted({g for g in g_te if g is not None}):
+                sel = g_te == g
+                pairs[f"group:{g}"] = scorer(fits.test[sel], sel)
+                sizes[g] = int(sel.sum())
+        return _Once(pairs, plain, fits, split, sizes)
+
+    def _layer_scores(self, s_point: np.ndarray, s_boot: np.ndarray, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+                      plain: dict[str, np.ndarray], first: LayerFits) -> list[LayerScore]:
+        """Score (with validation score and λ) per layer; control, selectivity at the task's λ and
+        at one fixed λ, and the MDL codes where the task has them."""
+        ci_level = self.config.ci_level
+        s_ci = interval(s_boot, ci_level)
+        val = plain.get("val_score")
+        rho = plain.get("spearman")
+        layers = [LayerScore(l, number(s_point[l]), Interval.of(s_ci[l]), float(first.lam[l]),
+                             spearman=None if rho is None else number(rho[l]),
+                             val_score=None if val is None else number(val[l])) for l in range(len(s_point))]
+        if "control" in pairs:
+            c_point, c_boot = pairs["control"]
+            c_ci, sel_ci = interval(c_boot, ci_level), interval(s_boot - c_boot, ci_level)
+            for l, x in enumerate(layers):
+                x.control = ControlScore(number(c_point[l]), Interval.of(c_ci[l]), number(s_point[l] - c_point[l]),
+                                         Interval.of(sel_ci[l]), float(first.control_lam[l]))
+        if "fixed" in pairs:
+            f_point, f_boot = pairs["fixed"]
+            fc_point, fc_boot = pairs["fixed_control"]
+            f_ci = interval(f_boot - fc_boot, ci_level)
+            for l, x in enumerate(layers):
+                x.fixed = FixedLambdaScore(float(first.fixed_lam), number(f_point[l]), number(fc_point[l]),
+                                           number(f_point[l] - fc_point[l]), Interval.of(f_ci[l]))
+        if "mdl_bits" in pairs:
+            bits = pairs["mdl_bits"][0]
+            uniform = float(pairs["mdl_uniform"][0])
+            control = plain.get("mdl_control_bits")
+            for l, x in enumerate(layers):
+                x.mdl = MDLScore(float(bits[l]), uniform, number(uniform / bits[l]) if bits[l] > 0 else None)
+                if control is not None:
+                    x.mdl.control_codelength_bits = float(control[l])
+                    x.mdl.control_compression = number(uniform / control[l]) if control[l] > 0 else None
+        return layers
+
+    def _expected_layers(self, res: TaskResult, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+                         base_point: float, base_boot: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Fill the cumulative scores and the expected layers of ``res`` (those its fits allow;
+        none without cumulative probes or MDL codes); return them by kind: (point, resamples).
+        The depth axis (kind "depth"): MDL's centre of the bits saved after layer 0 for
+        categorical tasks, Tenney's (clipped to [0, L]) for ordinal ones; undefined (NaN) unless
+        the post-embedding gain's interval excludes 0."""
+        L = len(res.layers) - 1
+        ci_level = self.config.ci_level
+        boots: dict[str, np.ndarray] = {}
+        point: dict[str, float] = {}
+        gains: dict[str, tuple[float, np.ndarray]] = {}
+        source = None
+        if "cumulative" in pairs:
+            cu_point, cu_boot = pairs["cumulative"]
+            cu_ci = interval(cu_boot, ci_level)
+            res.cumulative = [CumulativeScore(l, number(cu_point[l]), Interval.of(cu_ci[l])) for l in range(L + 1)]
+            point["anchored"], boots["anchored"] = (float(expected_layer_anchored(cu_point, base_point)),
+                                                    expected_layer_anchored(cu_boot, base_boot))
+            gains["tenney"] = (float(score_gained_after_embeddings(cu_point)), score_gained_after_embeddings(cu_boot))
+            defined = gain_is_defined(gains["tenney"][1], ci_level)
+            point["tenney"] = float(expected_layer_tenney(cu_point)) if defined else np.nan
+            boots["tenney"] = expected_layer_tenney(cu_boot)
+        if "mdl_bits" in pairs:
+            bits_point, bits_boot = pairs["mdl_bits"]
+            u_point, u_boot = pairs["mdl_uniform"]
+            point["mdl"], boots["mdl"] = float(expected_layer_mdl(bits_point, u_point)), expected_layer_mdl(bits_boot,
+                                                                                                            u_boot)
+            gains["mdl"] = (float(bits_saved_after_embeddings(bits_point, u_point)),
+                            bits_saved_after_embeddings(bits_boot, u_boot))
+            defined = gain_is_defined(gains["mdl"][1], ci_level)
+            point["depth"] = float(expected_layer_mdl(bits_point, u_point, lexical=np.nan)) if defined else np.nan
+            boots["depth"] = expected_layer_mdl(bits_boot, u_boot, lexical=np.nan)
+            source = "mdl"
+        elif "cumulative" in pairs:
+            point["depth"] = float(np.clip(point["tenney"], 0, L)) if np.isfinite(point["tenney"]) else np.nan
+            boots["depth"] = np.clip(boots["tenney"], 0, L)
+            source = "tenney"
+        if source is None:
+            return point, boots
 
         def value(kind: str) -> tuple[float | None, Interval, float | None]:
             if kind not in boots:
                 return None, Interval(None, None), None
             e = point[kind]
-            return number(e), Interval.of(interval(boots[kind], scorer.ci_level)), number(e / L) if L > 0 else None
+            return number(e), Interval.of(interval(boots[kind], ci_level)), number(e / L) if L > 0 else None
 
-        (anchored, a_ci, a_rel), (tenney, t_ci, t_rel), (mdl, m_ci, m_rel) = map(value, ("anchored", "tenney", "mdl"))
-        res.expected_layer = ExpectedLayer(anchored, a_ci, tenney, t_ci, a_rel, t_rel, mdl, m_ci, m_rel)
-        return boots
+        (anchored, a_ci, a_rel), (tenney, t_ci, t_rel), (mdl, m_ci, m_rel), (depth, d_ci, d_rel) = map(
+            value, ("anchored", "tenney", "mdl", "depth"))
+        g_point, g_boot = gains[source]
+        gain = Measurement(number(g_point), Interval.of(interval(g_boot, ci_level)))
+        unit = "bits" if source == "mdl" else res.metric
+        res.expected_layer = ExpectedLayer(anchored, a_ci, tenney, t_ci, a_rel, t_rel, mdl, m_ci, m_rel, depth, d_ci,
+                                           d_rel, source, gain, unit)
+        return point, boots
+
+
+def _reported_baseline(strategy: TaskStrategy, boot: Bootstrap, split: TaskSplit, base_point: float,
+                       base_boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline results.json reports, (point, resamples): the majority class's accuracy (the
+    expected layer's baseline too), or for ordinal tasks the training mean's R² (the expected
+    layer's baseline is a predictor that knows nothing: R² 0)."""
+    if strategy.metric == "accuracy":
+        return np.float64(base_point), base_boot
+    point, b = boot.r2(split.test_sentence, split.y_test, np.full((split.n_test, 1), split.y_train.mean()))
+    return np.float64(point[0]), b[:, 0]
+
+
+def _val_baseline(strategy: TaskStrategy, split: TaskSplit) -> float:
+    """The baseline's score on the validation words: the training majority class's accuracy, or
+    the training mean's R² (for the peak layer and the lexical flag, chosen on validation)."""
+    y_val = split.y[split.n_train:split.n_train + split.n_val]
+    if strategy.metric == "accuracy":
+        return float(np.mean(y_val == np.bincount(split.y_train).argmax())) if len(y_val) else float("nan")
+    ss = float(((y_val - y_val.mean()) ** 2).sum()) if len(y_val) else 0.0
+    return 1.0 - float(((y_val - split.y_train.mean()) ** 2).sum()) / ss if ss > 0 else float("nan")
+
+
+def _curves(fits: LayerFits) -> LambdaCurves | None:
+    """Refit 0's test score against λ (``LayerFits.curve_*``), where the strategy recorded them."""
+    lambdas, task = getattr(fits, "curve_lambdas", None), getattr(fits, "curve_test", None)
+    if lambdas is None or task is None:
+        return None
+    control = getattr(fits, "control_curve_test", None)
+    return LambdaCurves([float(x) for x in lambdas], [[number(x) for x in row] for row in np.asarray(task)],
+                        getattr(fits, "curve_layer", None),
+                        None if control is None else [number(x) for x in np.asarray(control)])
 
 
 class _BasisCache:
@@ -346,43 +596,6 @@ class _Scorer:
 
     def __call__(self, values: np.ndarray, rows: Any = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         return self.strategy.score(self.bootstrap, self.split, values, rows)
-
-
-def _layer_scores(scorer: _Scorer, s_point: np.ndarray, s_boot: np.ndarray, fits: LayerFits) -> list[LayerScore]:
-    """Score and λ per layer; the control score and selectivity where there is a control task."""
-    s_ci = interval(s_boot, scorer.ci_level)
-    layers = [LayerScore(l, number(s_point[l]), Interval.of(s_ci[l]), float(fits.lam[l])) for l in range(len(s_point))]
-    if fits.control_test is not None:
-        c_point, c_boot = scorer(fits.control_test)
-        c_ci = interval(c_boot, scorer.ci_level)
-        sel_ci = interval(s_boot - c_boot, scorer.ci_level)
-        for l, x in enumerate(layers):
-            x.control = ControlScore(number(c_point[l]), Interval.of(c_ci[l]), number(s_point[l] - c_point[l]),
-                                     Interval.of(sel_ci[l]), float(fits.control_lam[l]))
-    return layers
-
-
-def _add_mdl(layers: list[LayerScore], fits: LayerFits) -> None:
-    if fits.mdl is None:
-        return
-    for l, x in enumerate(layers):
-        x.mdl = MDLScore(float(fits.mdl["codelength_bits"][l]), fits.mdl["uniform_bits"],
-                         number(fits.mdl["compression"][l]))
-        if fits.mdl_control is not None:
-            x.mdl.control_codelength_bits = float(fits.mdl_control["codelength_bits"][l])
-            x.mdl.control_compression = number(fits.mdl_control["compression"][l])
-
-
-def _add_groups(layers: list[LayerScore], scorer: _Scorer, fits: LayerFits, test_groups: list[str | None]) -> None:
-    """Scores per subset of the test words (e.g. attractor / no attractor)."""
-    g_te = np.asarray(test_groups, dtype=object)
-    for g in sorted({g for g in g_te if g is not None}):
-        sel = g_te == g
-        gp, gb = scorer(fits.test[sel], sel)
-        gci = interval(gb, scorer.ci_level)
-        for l, x in enumerate(layers):
-            x.groups = x.groups or {}
-            x.groups[g] = GroupScore(number(gp[l]), Interval.of(gci[l]), int(sel.sum()))
 
 
 def _fmt(x: float | None) -> str:

@@ -2,7 +2,8 @@
 
 Checks that each page renders its plotly charts and no Streamlit exception, that typing a
 sentence updates the Attention page, that the Probes page draws the causal-erasure curve of
-results that include erasure, that a path outside the root is refused, and saves one
+results that include erasure, and the two axes (lexical share, depth) and the verdict's effect
+size of a run on planted data, that a path outside the root is refused, and saves one
 screenshot per page to build/screenshots/ (the README's pictures in docs/screenshots/ are made by
 pointing STRATASCOPE_SCREENSHOTS there while driving the real demo run).
 
@@ -25,7 +26,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from dashboard_fixtures import runs_root  # noqa: F401 - fixture
 from hf_arch_fixtures import arch_dir
 
@@ -223,6 +223,40 @@ def test_erasure_curve_in_chromium(server, server_root, browser):
     assert chart.locator(".scatterlayer .trace").count() >= 4  # erased and random curves, main model and twin
     assert page.get_by_text("Causal erasure", exact=True).count() >= 1  # the section's header
     page.close()
+
+
+def test_two_axes_and_effect_sizes_in_chromium(runs_root, browser, tmp_path_factory):  # noqa: F811
+    """The Probes page of a run whose verdict compares levels (planted data, served from a root of
+    its own): the two-axes figure drawn with a marker per task, and the effect size in the verdict."""
+    from test_probes_report_axes import planted_results, planted_run
+
+    from probes.report import effect_text
+
+    results = planted_results()
+    run = planted_run(runs_root / "tiny", tmp_path_factory.mktemp("planted") / "runs")
+    effect = effect_text(results.verdict.pairs[0])
+    assert effect in results.verdict.message
+    with dashboard(run.parent) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(f"{url}/probes?run={run.name}")
+        settle(page, 6)  # axes, curves, selectivity, λ curves, expected layers, MDL
+        no_exception(page)
+        chart = page.locator(".st-key-probes_axes .js-plotly-plot")
+        chart.scroll_into_view_if_needed()
+        assert chart.count() == 1 and chart.locator(".main-svg").count() >= 1  # drawn, not a placeholder
+        assert "Two axes per task" in chart.locator(".gtitle").text_content()
+        labels = [t.strip() for t in chart.locator(".scatterlayer .textpoint").all_text_contents()]
+        assert labels == ["t1", "t2"]  # the tasks with a depth; t0 and len on the "–" row, named in a note
+        assert chart.locator(".scatterlayer .point").count() >= 8  # 4 tasks × (model, twin)
+        assert "–" in [t.strip() for t in chart.locator(".ytick").all_text_contents()]
+        assert "depth undefined (–), planted: t0, len" in chart.locator(".annotation-text").all_text_contents()
+        assert page.get_by_text("Two axes: lexical share and depth", exact=True).count() == 1  # the header
+        verdict = page.get_by_text(effect, exact=False)  # in the verdict box: "late − middle = +1.00 layers [...]"
+        assert verdict.count() >= 1 and "hierarchy HOLDS on the depth axis" in verdict.first.text_content()
+        lam = page.locator(".st-key-probes_lambda .js-plotly-plot")
+        assert lam.count() == 1 and lam.locator(".main-svg").count() >= 1
+        screenshot(page, SHOTS / "probes-planted.png")
+        page.close()
 
 
 def test_refusal_in_the_browser(server, browser):

@@ -10,12 +10,20 @@ import pandas as pd
 import plotly.io as pio
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
-
-from app.analysis import checkpoint_drift, cka_matrix, head_summary, logit_lens, native_unembed, stream_stats, subject_verb_pairs
-from app.dashboard import ENV_GPT2, ENV_RUNS
 from dashboard_fixtures import open_page, runs_root, use_runs_root  # noqa: F401 - fixture
 from hooks_fixtures import gpt2_dir  # noqa: F401 - fixture
+from streamlit.testing.v1 import AppTest
+
+from app.analysis import (
+    checkpoint_drift,
+    cka_matrix,
+    head_summary,
+    logit_lens,
+    native_unembed,
+    stream_stats,
+    subject_verb_pairs,
+)
+from app.dashboard import ENV_GPT2, ENV_RUNS
 
 
 @pytest.fixture
@@ -141,7 +149,7 @@ def test_attention_page(app, runs_root):  # noqa: F811
     assert "attention_sample_entropy" in figs
 
     # a typed sentence, then another layer and head in the zoom
-    words = "the dogs near the old cat sleep .".split()
+    words = ["the", "dogs", "near", "the", "old", "cat", "sleep", "."]
     at.text_input(key="attention_sentence").input(" ".join(words)).run()
     at.selectbox(key="attention_layer").set_value(1).run()
     at.selectbox(key="attention_head").set_value(1).run()
@@ -233,7 +241,7 @@ def test_drift_page(app, runs_root):  # noqa: F811
 def test_probes_page(app, runs_root):  # noqa: F811
     from probes import load_results
     from probes.depth import EXPECTED_KINDS
-    from probes.report import EXPECTED_NAMES
+    from probes.report import EXPECTED_NAMES, UNDEFINED_Y
 
     results = load_results(runs_root / "tiny" / "probes" / "tiny").to_dict()
     at = app("probes")
@@ -241,12 +249,21 @@ def test_probes_page(app, runs_root):  # noqa: F811
     for m in results["models"]:
         assert m["verdict"]["message"] in shown
     figs = figures(at)
-    assert set(figs) >= {"probes_expected", "probes_curves", "probes_selectivity", "probes_mdl"}
+    assert set(figs) >= {"probes_expected", "probes_curves", "probes_selectivity", "probes_mdl", "probes_axes",
+                         "probes_lambda"}
     main = results["models"][0]
+    kind = main["verdict"]["expected"]
+    assert kind == "depth"
     trace = next(t for t in figs["probes_expected"].data if t.name == main["tag"])
-    expected = {name: r["expected_layer"]["anchored"] for name, r in main["tasks"].items()
-                if not r.get("skipped") and (r.get("expected_layer") or {}).get("anchored") is not None}
-    assert dict(zip(trace.x, trace.y)) == pytest.approx(expected)
+    expected = {name: r["expected_layer"][kind] for name, r in main["tasks"].items()
+                if not r.get("skipped") and (r.get("expected_layer") or {}).get(kind) is not None}
+    assert dict(zip(trace.x or [], trace.y or [])) == pytest.approx(expected)
+    # the two axes: every task of the tiny run is lexical (no depth): all on the bottom row
+    undefined = next(t for t in figs["probes_axes"].data if t.name == f"{main['tag']}: depth undefined")
+    shares = {name: r["lexical_share"]["value"] for name, r in main["tasks"].items()
+              if not r.get("skipped") and r["expected_layer"].get("depth") is None}
+    assert dict(zip(undefined.text, undefined.x)) == pytest.approx(shares)
+    assert set(undefined.y) == {UNDEFINED_Y}
     curves = [t for t in figs["probes_curves"].data if t.name == main["tag"]]
     first_task = next(t for t in results["tasks"] if not main["tasks"][t["name"]].get("skipped"))
     assert list(curves[0].y) == pytest.approx([x["score"] for x in main["tasks"][first_task["name"]]["layers"]])
@@ -254,13 +271,18 @@ def test_probes_page(app, runs_root):  # noqa: F811
     row = tab[tab["task"] == first_task["name"]].iloc[0]
     r = main["tasks"][first_task["name"]]
     assert row["peak layer"] == r["peak_layer"] and row["peak score"] == pytest.approx(r["peak_score"])
-    levels = table(at, "mean expected layer")
-    assert list(levels["level"]) == list(main["verdict"]["levels"])
-    # the expected layer under every definition, the verdict's named
-    kinds = table(at, "anchored 95% CI")
+    if main["verdict"]["levels"]:
+        levels = table(at, "mean depth")
+        assert list(levels["level"]) == list(main["verdict"]["levels"])
+    assert row["lexical share"] == pytest.approx(r["lexical_share"]["value"])
+    depth = r["expected_layer"].get("depth")
+    shown_depth = np.nan if row["depth"] is None else float(row["depth"])
+    assert shown_depth == pytest.approx(np.nan if depth is None else depth, nan_ok=True)
+    # the expected layer under every definition, the verdict's named; anchored labelled lexical-weighted
+    kinds = table(at, "anchored (lexical-weighted) 95% CI")
     defined = {name: r["expected_layer"] for name, r in main["tasks"].items() if not r.get("skipped")}
     assert list(kinds["task"]) == list(defined)
-    for kind in EXPECTED_KINDS:  # anchored, Tenney, MDL
+    for kind in EXPECTED_KINDS:  # depth, anchored, Tenney, MDL
         want = [np.nan if e.get(kind) is None else e[kind] for e in defined.values()]
         shown = pd.to_numeric(kinds[EXPECTED_NAMES[kind]]).astype(float)
         assert list(shown) == pytest.approx(want, nan_ok=True), kind
@@ -307,6 +329,58 @@ def test_probes_page_shows_erasure(app, runs_root):  # noqa: F811
     assert upos["agreement"].isna().all()  # no minimal pairs measured for upos
 
 
+def test_probes_page_shows_the_two_axes_and_the_effect_sizes(app, runs_root, tmp_path, monkeypatch):  # noqa: F811
+    """A run whose verdict compares levels (planted data: t1 gained at layer 1, t2 at layer 2, t0
+    lexical), and the same results as a schema-2 file."""
+    from test_probes_report_axes import planted_results, planted_run
+
+    from probes.report import effect_text
+
+    results = planted_results()
+    run = planted_run(runs_root / "tiny", tmp_path / "runs")
+    use_runs_root(tmp_path / "runs", monkeypatch)
+    at = app("probes", run=run.name)
+    assert at.selectbox(key="probes_tag").value == "planted"  # the schema-3 results, shown first
+    v = results.verdict
+    pair = v.pairs[0]
+    assert f"hierarchy HOLDS on the depth axis (the depth of what is gained after the embeddings) — {v.message}" \
+        in texts(at.success)
+    pairs = table(at, "effect size")
+    assert list(pairs["order"]) == ["middle < late"] and list(pairs["effect size"]) == [effect_text(pair)]
+    assert pairs["difference (layers)"].iloc[0] == pytest.approx(pair.difference)
+    assert "late − middle = +" in effect_text(pair) and " layers [" in effect_text(pair)
+    assert ("Compared: middle < late; not compared: early (no task with a defined value: what it carries is in the "
+            "embeddings); undefined, left out of their level: t0, len.") in texts(at.caption)
+    levels = table(at, "mean depth")
+    assert list(levels["mean depth"]) == pytest.approx([v.levels["middle"].mean, v.levels["late"].mean])
+    figs = figures(at)
+    main = results.main.tasks
+    axes = next(t for t in figs["probes_axes"].data if t.name == "planted")
+    assert list(axes.text) == ["t1", "t2"]
+    assert list(axes.x) == pytest.approx([main[n].lexical_share.value for n in ("t1", "t2")])
+    assert list(axes.y) == pytest.approx([main[n].expected_layer.depth for n in ("t1", "t2")])
+    curves = main["t1"].curves
+    assert any(list(t.y) == pytest.approx(curves.control) for t in figs["probes_lambda"].data
+               if t.name == "planted control")
+    tasks = table(at, "lexical share").set_index("task")
+    assert tasks.loc["t2", "depth"] == pytest.approx(main["t2"].expected_layer.depth)
+    assert tasks.loc["t2", "depth from"] == "MDL" and tasks.loc["len", "depth from"] == "Tenney"
+    assert tasks.loc["t0", "lexical share"] == pytest.approx(main["t0"].lexical_share.value)
+    assert tasks.loc["t1", "selectivity, one λ"] == pytest.approx(main["t1"].peak.fixed.selectivity)
+    assert "matched λ" in texts(at.caption) and "Intervals: 2 fits per number" in texts(at.caption)
+    kinds = table(at, "anchored (lexical-weighted) 95% CI").set_index("task")
+    assert kinds.loc["t1", "depth"] == pytest.approx(main["t1"].expected_layer.depth)
+    # the schema-2 file of the same run: no axes, "–", one fit
+    at.selectbox(key="probes_tag").set_value("schema2").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "written before the two axes existed" in texts(at.info)
+    assert "probes_axes" not in figures(at) and "probes_lambda" not in figures(at)
+    assert "Intervals: one fit (intervals from the test sentences only)." in texts(at.caption)
+    assert "on the anchored (lexical-weighted) expected layer" in texts(at.success)
+    old = table(at, "lexical share").set_index("task")
+    assert old["lexical share"].isna().all() and set(old["depth 95% CI"]) == {"–"}
+
+
 # ----------------------------------------------------------------------------- Compare
 def test_compare_page_without_gpt2(app, runs_root):  # noqa: F811
     from probes import load_results
@@ -330,8 +404,19 @@ def test_compare_page_without_gpt2(app, runs_root):  # noqa: F811
     exp = figs["compare_expected"]
     assert [t.name.split(" ")[0] for t in exp.data] == [m["tag"] for m in results["models"]]
     tasks = list(exp.data[0].x)
-    assert list(exp.data[0].y) == pytest.approx(
-        [results["comparison"][t][results["main"]]["relative_expected_layer"] for t in tasks], nan_ok=True)
+    # the depth axis relative to the model's depth (every task of the tiny run is lexical: no bar)
+    assert exp.layout.title.text.startswith("Depth of what is gained after the embeddings, relative")
+    for trace, model in zip(exp.data, results["models"]):
+        want = [model["tasks"][t]["expected_layer"].get("depth_relative") for t in tasks]
+        assert list(np.asarray(trace.y, dtype=float)) == pytest.approx(np.asarray(want, dtype=float), nan_ok=True)
+    rows = table(at, "anchored (lexical-weighted)")
+    main = rows[rows["model"] == results["main"]].set_index("task")
+    assert list(main.index) == tasks
+    assert list(main["anchored (lexical-weighted)"]) == pytest.approx(
+        [results["comparison"][t][results["main"]]["expected_layer"] for t in tasks], nan_ok=True)
+    assert list(main["lexical share"]) == pytest.approx(
+        [results["models"][0]["tasks"][t]["lexical_share"]["value"] for t in tasks])
+    assert any("on the depth axis" in str(m.value) for m in at.markdown)
 
 
 def test_compare_page_with_gpt2(app, runs_root, gpt2_dir, monkeypatch):  # noqa: F811

@@ -197,7 +197,7 @@ def test_cli_writes_the_erasure_of_the_model_and_its_twin(run_dir, tmp_path, cap
     printed = capsys.readouterr().out
     assert "erasure: erasing subject_number_next at layer" in printed
     data = json.loads((out / "results.json").read_text())
-    assert data["schema"] == "stratascope.probes/2"
+    assert data["schema"] == "stratascope.probes/3"
     assert [m["role"] for m in data["models"]] == ["model", "random_init"]
     for m in data["models"]:
         e = m["erasure"]

@@ -47,8 +47,8 @@ def test_the_fit_bar_counts_every_stage_and_reaches_its_total(monkeypatch):
     fit = probes.ProbeSuite(["position", "upos", "subject_number"], config).fit(X, sentences, progress=True,
                                                                                 source="small")
     # the seconds of each stage are in results.json
-    assert set(fit.tasks["upos"].stages_s) == {"features", "fit", "mdl", "control", "mdl_control", "cumulative",
-                                               "score"}
+    assert set(fit.tasks["upos"].stages_s) == {"features", "fit", "mdl", "control", "mdl_control", "fixed", "curves",
+                                               "cumulative", "score"}
     assert set(fit.tasks["position"].stages_s) == {"features", "fit", "cumulative", "score"}
     assert sum(fit.tasks["upos"].stages_s.values()) <= fit.tasks["upos"].fit_s
     again = probes.results.TaskResult.from_fields(probes.results._Fields(fit.tasks["upos"].to_dict(), "t"), 2)
@@ -57,14 +57,17 @@ def test_the_fit_bar_counts_every_stage_and_reaches_its_total(monkeypatch):
     assert bar.desc == "probing small" and bar.done == bar.total > 0
     stages = " | ".join(bar.stages)
     for what in ("position: ridge path", "position: cumulative probes", "upos: λ path", "upos: MDL blocks",
-                 "upos: control λ path", "upos: control MDL blocks", "upos: cumulative probes", "upos: bootstrap",
+                 "upos: control probes at the task's λ", "upos: control MDL blocks", "upos: fixed-λ probes",
+                 "upos: control λ curve", "upos: cumulative probes", "upos: bootstrap",
                  "subject_number: bootstrap"):
         assert what in stages, what
-    # one unit per λ of each path (λ skipped by an early exit count at once), MDL block and layer
-    assert bar.total == sum(probes.suite.strategy_for(t, config).units(split, 3) + 1
-                            for t, split in ((t, probes.ProbeSuite(["position", "upos", "subject_number"], config)
-                                              .prepare(sentences).splits[t.name])
-                                             for t in probes.resolve_tasks(["position", "upos", "subject_number"])))
+    # one unit per λ of each path (λ skipped by an early exit count at once), MDL block and layer,
+    # in every refit (the control λ curve and MDL code in the first only), and one per task for its scoring
+    refits = probes.ProbeSuite(["position", "upos", "subject_number"], config).prepare(sentences).refits
+    assert len(refits) == config.refits == 3
+    assert bar.total == sum(sum(probes.suite.strategy_for(t, config, r.index == 0).units(r.splits[t.name], 3)
+                                for r in refits) + 1
+                            for t in probes.resolve_tasks(["position", "upos", "subject_number"]))
 
 
 def test_cli_shows_extraction_and_fit_progress_on_stderr(run_dir, tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""Typed probing results: to_dict / from_dict against schema "stratascope.probes/2" (and files of
-"stratascope.probes/1"), erasure results, the readers (report, CSV, figures) on typed objects, and
+"""Typed probing results: to_dict / from_dict against schema "stratascope.probes/3" (and files of
+"stratascope.probes/1" and "/2"), erasure results, the readers (report, CSV, figures) on typed objects, and
 the one place the verdict wording lives."""
 
 import copy
@@ -49,7 +49,7 @@ def test_results_are_typed_objects(results):
 
 def test_json_round_trip_keeps_every_key(results, tmp_path):
     data = results.to_dict()
-    assert data["schema"] == "stratascope.probes/2"
+    assert data["schema"] == "stratascope.probes/3"
     again = ProbeResults.from_dict(json.loads(json.dumps(data)))
     assert again.to_dict() == data
     assert json.dumps(again.to_dict()) == json.dumps(data)  # the same keys in the same order
@@ -61,9 +61,9 @@ def test_json_round_trip_keeps_every_key(results, tmp_path):
 def test_from_dict_rejects_another_schema_or_missing_fields(results, tmp_path):
     data = results.to_dict()
     other = copy.deepcopy(data)
-    other["schema"] = "stratascope.probes/3"
-    with pytest.raises(ValueError, match=r"results.schema: 'stratascope.probes/3' is not one of "
-                                         r"'stratascope.probes/1', 'stratascope.probes/2'"):
+    other["schema"] = "stratascope.probes/4"
+    with pytest.raises(ValueError, match=r"results.schema: 'stratascope.probes/4' is not one of "
+                                         r"'stratascope.probes/1', 'stratascope.probes/2', 'stratascope.probes/3'"):
         ProbeResults.from_dict(other)
     broken = copy.deepcopy(data)
     del broken["models"][1]["tasks"]["upos"]["layers"][2]["selectivity_ci"]
@@ -91,7 +91,7 @@ def test_readers_take_typed_results_or_their_dict(results):
     rows = probes.report.csv_rows(results)
     assert len(rows) == 2 * 3 * 3 and rows[0]["model"] == "typed"
     figs = probes.figures(results)
-    assert set(figs) == {"curves", "selectivity", "expected_layers", "mdl"}
+    assert set(figs) == {"curves", "axes", "selectivity", "expected_layers", "lambda_curves", "mdl"}
 
 
 def test_verdict_wording_is_defined_once(results):
@@ -264,13 +264,14 @@ def test_expected_layers_side_by_side(results):
 
     report = probes.markdown_report(results)
     section = report[report.index("## Expected layer by definition"):]
-    assert "**`typed`** (model): the verdict uses the **anchored** expected layer (`--expected anchored`)." in section
-    names = {"anchored": "anchored (verdict)", "tenney": "Tenney", "mdl": "MDL"}
+    assert "**`typed`** (model): the verdict uses the **depth** expected layer (`--expected depth`)." in section
+    names = {"depth": "depth (verdict)", "anchored": "anchored (lexical-weighted)", "tenney": "Tenney", "mdl": "MDL"}
     assert section.splitlines()[4] == "| task | level | " + " | ".join(
         f"{names[k]} [95% CI]" for k in EXPECTED_KINDS) + " |"
     upos = results.main.tasks["upos"].expected_layer
     row = next(line for line in section.splitlines() if line.startswith("| upos |"))
-    assert row.startswith(f"| upos | middle | {upos.anchored:.2f} [{upos.anchored_ci.low:.2f}, "
+    depth = "–" if upos.depth is None else f"{upos.depth:.2f} [{upos.depth_ci.low:.2f}, {upos.depth_ci.high:.2f}]"
+    assert row.startswith(f"| upos | middle | {depth} | {upos.anchored:.2f} [{upos.anchored_ci.low:.2f}, "
                           f"{upos.anchored_ci.high:.2f}] | ")
 
 
@@ -299,9 +300,9 @@ def test_verdicts_under_every_definition_round_trip(results):
     data = json.loads(json.dumps(results.to_dict()))
     for m, raw in zip(results.models, data["models"]):
         # the run has cumulative probes and MDL codes: a verdict for each definition, the run's among them
-        assert list(m.verdicts) == list(EXPECTED_KINDS) and m.verdicts["anchored"] == m.verdict
+        assert list(m.verdicts) == list(EXPECTED_KINDS) and m.verdicts["depth"] == m.verdict
         assert all(v.expected == kind and isinstance(v, Verdict) for kind, v in m.verdicts.items())
-        assert raw["verdicts"]["anchored"] == raw["verdict"]
+        assert raw["verdicts"]["depth"] == raw["verdict"]
     assert "subject_number" not in results.main.verdicts["mdl"].left_out  # categorical: has an MDL code
     assert results.main.verdicts["mdl"].left_out == ["position"]
     again = ProbeResults.from_dict(data)
@@ -318,7 +319,7 @@ def test_a_file_without_verdicts_still_loads(results):
         assert old.main.verdicts == {} and old.main.verdict == results.main.verdict
         assert "verdicts" not in old.to_dict()["models"][0]
         report = probes.markdown_report(old)  # the run's verdict alone under the table
-        assert f"- Verdict with **anchored** (the run's verdict): {old.main.verdict.message}" in report
+        assert f"- Verdict with **depth** (the run's verdict): {old.main.verdict.message}" in report
         assert "other expected-layer definitions" not in probes.summary(old)
 
 
@@ -330,7 +331,7 @@ def test_verdicts_are_checked(results):
         (lambda m: m["verdicts"]["tenney"].update(expected="mdl"), r"verdicts.tenney.expected: 'mdl' under"),
         (lambda m: m["verdicts"]["mdl"].update(holds="yes"), r"verdicts.mdl.holds: expected a boolean or null"),
         (lambda m: m["verdicts"]["tenney"].pop("message"), r"verdicts.tenney: missing field 'message'"),
-        (lambda m: m["verdicts"]["anchored"].update(p_order=0.5), r"verdicts.anchored: differs from the verdict"),
+        (lambda m: m["verdicts"]["depth"].update(message="edited"), r"verdicts.depth: differs from the verdict"),
         (lambda m: m.update(verdicts=[]), r"\['typed'\].verdicts: expected an object, got list"),
     ]
     for spoil, message in cases:
@@ -345,11 +346,13 @@ def test_report_and_summary_give_the_verdict_by_definition(results):
     section = report[report.index("## Expected layer by definition"):]
     main = results.main
     lines = [line for line in section.splitlines() if line.startswith("- Verdict with ")]
-    assert lines[:3] == [f"- Verdict with **anchored** (the run's verdict): {main.verdicts['anchored'].message}",
+    assert lines[:4] == [f"- Verdict with **depth** (the run's verdict): {main.verdicts['depth'].message}",
+                         f"- Verdict with **anchored (lexical-weighted)**: {main.verdicts['anchored'].message}",
                          f"- Verdict with **Tenney**: {main.verdicts['tenney'].message}",
                          f"- Verdict with **MDL**: {main.verdicts['mdl'].message}"]
-    assert len(lines) == 3 * len(results.models)
+    assert len(lines) == 4 * len(results.models)
     summary = probes.summary(results).splitlines()
     other = summary[1]
-    assert other.startswith("  other expected-layer definitions: Tenney ") and ", MDL " in other
+    assert other.startswith("  other expected-layer definitions: anchored (lexical-weighted) ")
+    assert ", Tenney " in other and ", MDL " in other
     assert sum("other expected-layer definitions" in line for line in summary) == 1

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task-file", action="append", default=[], metavar="FILE.py",
                         help="a Python file that defines extra tasks with @probes.task (repeatable)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="SPEC", help="more models probed side by side")
+    parser.add_argument("--seeds", nargs="+", default=[], metavar="SPEC",
+                        help="other training seeds of --model (the same preset): each is probed, and the verdict is "
+                             "also given across all of them with the seed as the unit")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/NAME/probes/MODEL-TAG/)")
     parser.add_argument("--force", action="store_true",
                         help="replace results in --out that were made with other settings (data, models' "
@@ -57,13 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-sentences", type=int, metavar="N", help="probe at most the first N sentences")
     parser.add_argument("--seed", type=int, default=0, help="split, control task and bootstrap seed (default 0)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples (default 1000)")
-    parser.add_argument("--expected", choices=["anchored", "tenney", "mdl"], default="anchored",
-                        help="expected layer used by the verdict (default anchored; see docs/probes.md)")
+    parser.add_argument("--expected", choices=["depth", "anchored", "tenney", "mdl"], default="depth",
+                        help="expected layer the verdict compares (default depth: the depth of what is gained after "
+                             "the embeddings; anchored is lexical-weighted; see docs/probes.md)")
+    parser.add_argument("--refits", type=int, default=3, metavar="R",
+                        help="fits per model: each further one re-draws the train/validation split and the MDL "
+                             "block order; every interval and the verdict include the spread between them "
+                             "(default 3; 1 = intervals from the test sentences alone)")
+    parser.add_argument("--control-lambda", choices=["task", "own"], default="task",
+                        help="λ of the control task's probe: 'task' (the λ its task chose at that layer: matched "
+                             "complexity, the default) or 'own' (its own λ path: a conservative bound)")
     parser.add_argument("--no-mdl", action="store_true", help="skip the MDL online codes")
     parser.add_argument("--no-control", action="store_true", help="skip the control tasks")
     parser.add_argument("--no-cumulative", action="store_true",
-                        help="skip the cumulative probes (no anchored or Tenney expected layers; only "
-                             "--expected mdl still gives a verdict)")
+                        help="skip the cumulative probes (no anchored or Tenney expected layers; the depth and "
+                             "mdl verdicts remain, from the categorical tasks' MDL codes)")
     parser.add_argument("--erase", nargs="+", metavar="CONCEPT",
                         help="erase these categorical tasks (names or comma-separated) at every layer of the model "
                              "and its twin, and measure agreement and loss against a random-subspace control")
@@ -176,6 +187,10 @@ def default_out(model: str, data: str, tag: str) -> Path:
 def _check_numbers(args: argparse.Namespace) -> None:
     if args.max_memory is not None and not args.max_memory > 0:
         raise ValueError(f"--max-memory must be > 0 (GiB), got {args.max_memory}")
+    from probes.config import MAX_REFITS
+
+    if not 1 <= args.refits <= MAX_REFITS:
+        raise ValueError(f"--refits must be in [1, {MAX_REFITS}] (each refit fits every task again), got {args.refits}")
     for flag in ("bootstrap", "batch_size", "max_sentences", "threads", "erase_random"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "bootstrap" else 1):
@@ -224,10 +239,11 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     config = probes.ProbeConfig(seed=args.seed, n_bootstrap=args.bootstrap, expected=args.expected,
                                 mdl=not args.no_mdl, control=not args.no_control,
-                                cumulative=not args.no_cumulative, device=args.device, threads=args.threads)
+                                cumulative=not args.no_cumulative, device=args.device, threads=args.threads,
+                                refits=args.refits, control_lambda=args.control_lambda)
     # the models first: a missing one fails before any treebank is read or generated
     models = probes.load_models(args.model, args.compare, twin=not args.no_twin, twin_seed=args.twin_seed,
-                                device=args.device, allow_nonfinite=args.allow_nonfinite)
+                                device=args.device, allow_nonfinite=args.allow_nonfinite, seeds=args.seeds)
     if erasure is not None:
         from probes.run import check_erasure_models
 

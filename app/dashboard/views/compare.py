@@ -5,6 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.dashboard import data, ui
+from probes.report import EXPECTED_NAMES, verdict_axis
+from probes.results import ProbeResults
 
 ROLE_NAMES = {"model": "our model", "random_init": "random-init twin", "compare": "compared model"}
 
@@ -24,6 +26,21 @@ def depth_chart(title: str, per_model: dict[str, list[float]], *, blocks: bool =
     fig.update_layout(title=title, xaxis_title="relative depth ℓ / L", yaxis_title=yaxis, template="plotly_white",
                       height=320, margin={"t": 50, "b": 40, "l": 50, "r": 20}, legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def relative_depths(results: ProbeResults) -> tuple[str, dict[str, dict[str, float | None]]]:
+    """Per model and task, the depth relative to the model's depth (None where undefined); for
+    results written before the depth axis (schema 1/2), the anchored expected layer instead. Returns
+    (the definition used, values)."""
+    kind = "depth" if any(t.expected_layer is not None and t.expected_layer.depth_source is not None
+                          for m in results.models for t in m.tasks.values()) else "anchored"
+    out: dict[str, dict[str, float | None]] = {}
+    for m in results.models:
+        for name, t in m.tasks.items():
+            e = t.expected_layer if t.skipped is None else None
+            out.setdefault(m.tag, {})[name] = None if e is None else (
+                e.depth_relative if kind == "depth" else e.relative)
+    return kind, out
 
 
 def models(ctx: ui.RunContext) -> list[tuple[str, data.ModelRef]]:
@@ -127,12 +144,15 @@ def same_tasks(ctx: ui.RunContext) -> None:
     tags = [m["tag"] for m in results["models"]]
     role_of = {m["tag"]: ROLE_NAMES.get(m["role"], m["role"]) for m in results["models"]}
     tasks = [t["name"] for t in results["tasks"] if t["name"] in comp]
+    kind, rel = relative_depths(read)
+    name = EXPECTED_NAMES.get(kind, kind)
     fig = go.Figure()
     for tag_ in tags:
-        fig.add_trace(go.Bar(x=tasks, y=[(comp[t].get(tag_) or {}).get("relative_expected_layer") for t in tasks],
-                             name=f"{tag_} ({role_of[tag_]})"))
-    fig.update_layout(barmode="group", title="Expected layer relative to depth (E[ℓ] / L) per task",
-                      yaxis_title="E[ℓ] / L", template="plotly_white", height=380, legend={"orientation": "h", "y": -0.25})
+        fig.add_trace(go.Bar(x=tasks, y=[rel.get(tag_, {}).get(t) for t in tasks], name=f"{tag_} ({role_of[tag_]})"))
+    title = ("Depth of what is gained after the embeddings, relative to the model's depth (depth / L); no bar: "
+             "undefined (lexical)" if kind == "depth" else f"Expected layer, {name}, relative to depth (E[ℓ] / L)")
+    fig.update_layout(barmode="group", title=title, yaxis_title=f"{name} / L", template="plotly_white", height=380,
+                      legend={"orientation": "h", "y": -0.25})
     ui.plot(fig, key="compare_expected")
     fig = go.Figure()
     for tag_ in tags:
@@ -142,17 +162,23 @@ def same_tasks(ctx: ui.RunContext) -> None:
                       template="plotly_white", height=380, legend={"orientation": "h", "y": -0.25})
     ui.plot(fig, key="compare_peaks")
     rows = []
+    typed = {m.tag: m for m in read.models}
     for t in tasks:
         for tag_ in tags:
             c = comp[t].get(tag_)
             if c:
+                task = typed[tag_].tasks.get(t)
+                e = task.expected_layer if task is not None else None
+                share = task.lexical_share if task is not None else None
                 rows.append({"task": t, "model": tag_, "role": role_of[tag_], "peak layer": c["peak_layer"],
                              "peak score": c["peak_score"], "selectivity at peak": c["selectivity_at_peak"],
-                             "expected layer": c["expected_layer"], "relative": c["relative_expected_layer"]})
+                             "lexical share": share and share.value, "depth": e and e.depth,
+                             f"relative {name}": rel.get(tag_, {}).get(t),
+                             EXPECTED_NAMES["anchored"]: c["expected_layer"]})
     ui.dataframe(rows, key="compare_table")
-    for m in results["models"]:
-        v = m.get("verdict") or {}
-        st.markdown(f"- **{m['tag']}** ({role_of[m['tag']]}): {v.get('message', '–')}")
+    for m in read.models:
+        v = m.verdict
+        st.markdown(f"- **{m.tag}** ({role_of[m.tag]}), on the {verdict_axis(v.expected)}: {v.message}")
 
 
 def render() -> None:
