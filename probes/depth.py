@@ -1,61 +1,55 @@
-"""Where in depth a property appears: peak layer, expected layer, hierarchy verdict.
+"""Where in depth a property appears: lexical share, expected layers, the hierarchy verdict.
 
-Three expected layers, all recorded for every task (``EXPECTED_KINDS``); the verdict uses the
-one ``ProbeConfig.expected`` names (default ``anchored``).
+Every task gets two axes (issue #20):
+
+* **lexical share** (``lexical_share``) = (S₀ − S_base) / (S_peak − S_base): how much of what the
+  probes read the embeddings already hold;
+* **depth** (kind ``depth``, the default verdict's) = where the part gained *after* the
+  embeddings is gained: MDL's value (below) for categorical tasks, Tenney's (clipped to [0, L])
+  for ordinal ones, and undefined unless the post-embedding gain — bits saved after layer 0
+  (``bits_saved_after_embeddings``) or cumulative score gained (``score_gained_after_embeddings``)
+  — has a 95 % interval excluding 0 (``gain_is_defined``). A lexical task has no depth.
+
+Four expected layers are recorded for every task (``EXPECTED_KINDS``); the verdict uses the one
+``ProbeConfig.expected`` names:
 
 **tenney** (Tenney, Das & Pavlick 2019). ``S(ℓ)`` is the test score of a *cumulative* probe
-that sees layers 0..ℓ (here: a linear probe on the concatenation of the standardised layers
-0..ℓ — each layer first reduced to its leading principal components when the concatenation
-would exceed ``max_cumulative_features``; see ``probes.suite``). With Δ(ℓ) = S(ℓ) − S(ℓ−1)::
+that sees layers 0..ℓ (a linear probe on the concatenation of the standardised layers 0..ℓ, each
+reduced to its leading principal components when the concatenation would exceed
+``max_cumulative_features``; see ``probes.suite``). With Δ(ℓ) = S(ℓ) − S(ℓ−1)::
 
     tenney:    E[ℓ] = Σ_{ℓ≥1} ℓ·Δ(ℓ) / Σ_{ℓ≥1} Δ(ℓ)
 
-It is the centre of mass of the gains *after* the embeddings, and undefined (0/0, reported as
-NaN) for a lexical property that layer 0 already holds.
+the centre of mass of the gains after the embeddings (NaN when Σ Δ ≤ 0; the suite reports it
+only where the gain is significant, as for the depth axis).
 
-**anchored** (the default). The hierarchy verdict needs every task, lexical ones included::
+**anchored** (lexical-weighted; the default before #20)::
 
     anchored:  Δ(0) = max(0, S(0) − S_base), E[ℓ] = Σ_{ℓ≥0} ℓ·Δ(ℓ) / Σ_{ℓ≥0} Δ(ℓ)
 
-with S_base the score of a probe that sees nothing (majority-class accuracy; R² = 0). It counts
-what the embeddings already hold at layer 0; equivalently ``anchored = tenney · G / (Δ(0) + G)``
-with G = Σ_{ℓ≥1} Δ(ℓ): Tenney's value shrunk towards 0 by the share of the information that is
-lexical. Where S(0) is at the baseline both are equal. Score drops after layer 0 (estimation
-noise: a cumulative probe sees everything the previous one saw) can push the sum below 0 or
-above L; the anchored value is clipped to [0, L]. Tenney's is reported as the formula gives it.
-Accuracy saturates: a property that is 96 % decodable from the embeddings leaves at most 4
-points to gain, so its anchored value sits near 0 whatever the layers do with the rest.
+= tenney · G / (Δ(0) + G) with G = Σ_{ℓ≥1} Δ(ℓ): Tenney's value shrunk towards 0 by the lexical
+share, clipped to [0, L]. It mostly measures how lexical a task is (bench/bench_verdict.py).
 
 **mdl** (from the online codes of ``probes.mdl``; categorical tasks). ``L(ℓ)`` is the online
-codelength of the labels (bits) from layer ℓ alone and ``U = N·log₂K`` the uniform code. The
-best code available from layers 0..ℓ — the uniform code needs no layer — is::
+codelength of the labels (bits) from layer ℓ alone and ``U = N·log₂K`` the uniform code::
 
     D(ℓ) = min(U, L(0), …, L(ℓ))            Δ(ℓ) = D(ℓ−1) − D(ℓ) ≥ 0   (ℓ ≥ 1)
     mdl:       E[ℓ] = Σ_{ℓ≥1} ℓ·Δ(ℓ) / Σ_{ℓ≥1} Δ(ℓ)
 
-the centre of mass of the bits saved *after* the embeddings, as Tenney's formula is of the
-accuracy gained. The running minimum plays the part of Tenney's cumulative probe (the best of
-the codes of layers 0..ℓ stands in for a code of all of them, which would need the online code
-refitted on concatenated layers). It does not saturate: bits keep measuring progress where
-accuracy is at 0.96–1.00 (on the demo model UPOS accuracy is 0.96 at layer 0, while its
-codelength keeps falling until layer 4). Gains are counted in **bits, not compression ratios**:
-bits are additive, while a difference of compression ratios U/L weights each bit saved by
-1/(L(ℓ)·L(ℓ−1)), so the last few bits of a nearly solved code dominate (on the demo,
-``subject_number_next``'s last 6–7 of 1035 bits saved would carry about 30 % of the weight and
-move the expected layer from 2.9 to 5.2). With no bits saved after layer 0 the formula is 0/0; then
-E = 0 when layer 0 codes better than the uniform code (a lexical property: everything the layers
-make extractable is in the embeddings — the value the anchored definition gives it too; NaN, as
-in Tenney's formula, would drop exactly the lexical tasks from their level and flatter the
-verdict) and NaN when no layer does (nothing to locate). A few bits saved by a later layer move the value there:
-read it with its interval. Ordinal tasks have no online code and no MDL expected layer.
+the centre of mass of the bits saved after the embeddings; the running minimum plays the part of
+Tenney's cumulative probe. Bits, not compression ratios: bits are additive, while a difference
+of ratios U/L weights each bit by 1/(L(ℓ)·L(ℓ−1)), so the last bits of a nearly solved code would
+dominate. With no bits saved after layer 0: ``mdl`` gives 0 when layer 0 beats the uniform code
+(the pre-#20 convention for a lexical task), NaN when no layer does; ``depth`` gives NaN in both.
 
-Hierarchy verdict: the mean expected layer per level (early, middle, late) over that level's
-tasks, in every bootstrap resample; it *holds* when early < middle < late in at least 95 % of
-the resamples. Otherwise it names each failing pair (fraction of resamples in order, and the
-difference of the level means with its interval). The resamples are those of the test sentences
-for ``anchored`` and ``tenney``; for ``mdl``, whose codes are sums over the training words, those
-of the training sentences (``probes.mdl.resampled_codelengths``: each word's codelength is kept
-and summed per resample; no probe is refitted).
+Hierarchy verdict (``hierarchy_verdict``): per level, the mean over its tasks in every resample
+(test sentences × refits, ``probes.suite``). A level's tasks are fixed before resampling (those
+with a defined point value); a resample where one of them is undefined counts against the order.
+An early level with no defined task is not compared ("uninformative"); a middle or late one
+makes the verdict incomplete. It *holds* when the compared levels are jointly in order in at
+least 95 % of the resamples; every pair is reported as an effect size (difference of level means
+in layers, with its interval). ``seed_verdict`` gives it across training seeds, the seed as the
+unit.
 """
 
 from __future__ import annotations

@@ -19,11 +19,15 @@ For each task the suite
    steps 2 and 3 are the task kind's ``probes.strategy``;
 4. scores everything on the test words, with 95 % intervals from one sentence bootstrap shared by
    all tasks and layers (``probes.metrics``); the MDL codes, sums over the training words, get
-   theirs from a second bootstrap of the training sentences, also shared;
-5. computes the three expected layers (anchored and Tenney from the cumulative probes, MDL from
-   the codes) and gives the hierarchy verdict with the one ``ProbeConfig.expected`` names; the
-   verdicts under the other definitions this run has, from the same resamples, go beside it
-   (``ModelFit.verdicts``).
+   theirs from a second bootstrap of the training sentences;
+5. repeats 1–4 for every refit (``ProbeConfig.refits``): the test sentences are kept, train /
+   validation and the MDL order re-drawn (``redraw_train_val``); points are the mean over the
+   refits, resample b is read from refit b mod R (``combine_refits``), so intervals include the
+   fits' variance;
+6. chooses the peak layer and the lexical flag on validation scores, computes the lexical share,
+   the four expected layers (depth, anchored, Tenney, MDL; ``probes.depth``) and the hierarchy
+   verdict with the one ``ProbeConfig.expected`` names; the verdicts under the other definitions
+   this run has, from the same resamples, go beside it (``ModelFit.verdicts``).
 
 The result is a ``probes.results.ModelFit`` (one model's part of results.json; schema in
 docs/probes.md).
@@ -358,6 +362,7 @@ class ProbeSuite:
         plain = {key: np.mean(np.stack([np.asarray(o.plain[key], dtype=np.float64) for o in onces if key in o.plain]),
                               axis=0) for key in onces[0].plain}
         res.refits = len(onces)
+        mean_of = _RefitMean({key: [o.pairs[key][0] for o in onces] for key in onces[0].pairs})
         s_point, s_boot = pairs["score"]
         res.layers = self._layer_scores(s_point, s_boot, pairs, plain, first)
         reported = strategy.baseline(prep.bootstrap, split0, lab)[0]
@@ -383,11 +388,12 @@ class ProbeSuite:
             gain = s_point[res.peak_layer] - base_point
             res.lexical = bool(gain > 0 and s_point[0] - base_point >= cfg.lexical_fraction * gain)
         share_ci = interval(lexical_share(s_boot[:, 0], s_boot[:, res.peak_layer], base_boot), cfg.ci_level)
-        res.lexical_share = Measurement(number(lexical_share(s_point[0], s_point[res.peak_layer], base_point)),
-                                        Interval.of(share_ci))
+        peak = res.peak_layer
+        res.lexical_share = Measurement(number(mean_of(lambda s, b: lexical_share(s[0], s[peak], b), "score",
+                                                       "baseline")), Interval.of(share_ci))
         res.curves = _curves(first)
         res.cumulative_features = first.cumulative_features
-        points, boots = self._expected_layers(res, pairs, float(base_point), base_boot)
+        points, boots = self._expected_layers(res, pairs, mean_of, base_boot)
         tick(1, f"{t.name}: bootstrap")
         stages["score"] = stages.get("score", 0.0) + time.perf_counter() - t1
         res.stages_s = stages
@@ -480,7 +486,7 @@ class ProbeSuite:
         return layers
 
     def _expected_layers(self, res: TaskResult, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
-                         base_point: float, base_boot: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+                         mean_of: "_RefitMean", base_boot: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Fill the cumulative scores and the expected layers of ``res`` (those its fits allow;
         none without cumulative probes or MDL codes); return them by kind: (point, resamples).
         The depth axis (kind "depth"): MDL's centre of the bits saved after layer 0 for
@@ -496,21 +502,22 @@ class ProbeSuite:
             cu_point, cu_boot = pairs["cumulative"]
             cu_ci = interval(cu_boot, ci_level)
             res.cumulative = [CumulativeScore(l, number(cu_point[l]), Interval.of(cu_ci[l])) for l in range(L + 1)]
-            point["anchored"], boots["anchored"] = (float(expected_layer_anchored(cu_point, base_point)),
+            point["anchored"], boots["anchored"] = (mean_of(expected_layer_anchored, "cumulative", "baseline"),
                                                     expected_layer_anchored(cu_boot, base_boot))
-            gains["tenney"] = (float(score_gained_after_embeddings(cu_point)), score_gained_after_embeddings(cu_boot))
+            gains["tenney"] = (mean_of(score_gained_after_embeddings, "cumulative"),
+                               score_gained_after_embeddings(cu_boot))
             defined = gain_is_defined(gains["tenney"][1], ci_level)
-            point["tenney"] = float(expected_layer_tenney(cu_point)) if defined else np.nan
+            point["tenney"] = mean_of(expected_layer_tenney, "cumulative") if defined else np.nan
             boots["tenney"] = expected_layer_tenney(cu_boot)
         if "mdl_bits" in pairs:
-            bits_point, bits_boot = pairs["mdl_bits"]
-            u_point, u_boot = pairs["mdl_uniform"]
-            point["mdl"], boots["mdl"] = float(expected_layer_mdl(bits_point, u_point)), expected_layer_mdl(bits_boot,
-                                                                                                            u_boot)
-            gains["mdl"] = (float(bits_saved_after_embeddings(bits_point, u_point)),
+            bits_boot, u_boot = pairs["mdl_bits"][1], pairs["mdl_uniform"][1]
+            point["mdl"] = mean_of(expected_layer_mdl, "mdl_bits", "mdl_uniform")
+            boots["mdl"] = expected_layer_mdl(bits_boot, u_boot)
+            gains["mdl"] = (mean_of(bits_saved_after_embeddings, "mdl_bits", "mdl_uniform"),
                             bits_saved_after_embeddings(bits_boot, u_boot))
             defined = gain_is_defined(gains["mdl"][1], ci_level)
-            point["depth"] = float(expected_layer_mdl(bits_point, u_point, lexical=np.nan)) if defined else np.nan
+            lexical_nan = partial(expected_layer_mdl, lexical=np.nan)
+            point["depth"] = mean_of(lexical_nan, "mdl_bits", "mdl_uniform") if defined else np.nan
             boots["depth"] = expected_layer_mdl(bits_boot, u_boot, lexical=np.nan)
             source = "mdl"
         elif "cumulative" in pairs:
@@ -534,6 +541,22 @@ class ProbeSuite:
         res.expected_layer = ExpectedLayer(anchored, a_ci, tenney, t_ci, a_rel, t_rel, mdl, m_ci, m_rel, depth, d_ci,
                                            d_rel, source, gain, unit)
         return point, boots
+
+
+class _RefitMean:
+    """The point value of a quantity derived from per-refit points: the mean over the refits of
+    its value in each (those where it is defined), so that it lies among the values whose
+    resamples make its interval (a quantity of the mean points, e.g. the expected layer of the
+    mean codelengths, can fall outside it)."""
+
+    def __init__(self, points: dict[str, list[np.ndarray]]):
+        self.points = points
+
+    def __call__(self, fn: Callable[..., Any], *keys: str) -> float:
+        n = len(self.points[keys[0]])
+        values = np.array([float(fn(*(self.points[k][r] for k in keys))) for r in range(n)])
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if values.size else float("nan")
 
 
 def _reported_baseline(strategy: TaskStrategy, boot: Bootstrap, split: TaskSplit, base_point: float,

@@ -376,7 +376,8 @@ def test_probes_page_shows_the_two_axes_and_the_effect_sizes(app, runs_root, tmp
     assert "written before the two axes existed" in texts(at.info)
     assert "probes_axes" not in figures(at) and "probes_lambda" not in figures(at)
     assert "Intervals: one fit (intervals from the test sentences only)." in texts(at.caption)
-    assert "on the anchored (lexical-weighted) expected layer" in texts(at.success)
+    shown = texts(at.success) + texts(at.error) + texts(at.warning)  # the box follows the verdict's status
+    assert "on the anchored (lexical-weighted) expected layer" in shown
     old = table(at, "lexical share").set_index("task")
     assert old["lexical share"].isna().all() and set(old["depth 95% CI"]) == {"–"}
 

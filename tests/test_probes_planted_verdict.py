@@ -154,3 +154,19 @@ def test_reversed_draw_anchored_calls_it_ordered_the_default_does_not():
     assert v.expected == "depth" and v.holds is False and v.p_order == 0.0
     assert v.pairs[0].difference_ci.high < -1.0
     assert fit.verdicts["tenney"].holds is False
+
+
+def test_flat_draw_the_default_does_not_call_it_ordered():
+    """All three written at one layer, lexicality falling from early to late: anchored calls it
+    ordered (the issue's second failure), the depth verdict finds no difference in depth."""
+    fit, e = _draw(planted.flat)  # all at 3; lexical 0.5 / 0.25 / 0
+    assert fit.verdicts["anchored"].holds is True
+    v = fit.verdict
+    assert v.expected == "depth" and v.holds is False and v.compared == ["early", "middle", "late"]
+    for name in ("early", "middle", "late"):
+        assert abs(e[name].depth - 3) < 0.5
+    # every effect size is within half a layer of 0; middle < late is not in order
+    assert all(abs(p.difference) < 0.5 for p in v.pairs)
+    assert not next(p for p in v.pairs if (p.lower, p.upper) == ("middle", "late")).ok
+    share = [fit.tasks[name].lexical_share.value for name in ("early", "middle", "late")]
+    assert share[0] > share[1] > share[2]  # the lexical axis carries the difference instead

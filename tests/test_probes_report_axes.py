@@ -194,7 +194,7 @@ def test_anchored_is_labelled_lexical_weighted(results):
     anchored = results.main.verdicts["anchored"]
     assert f"- Verdict with **anchored (lexical-weighted)**: {anchored.message}" in expected
     assert f"- Verdict with **depth** (the run's verdict): {results.verdict.message}" in expected
-    assert "other expected-layer definitions: anchored (lexical-weighted) holds" in summary(results)
+    assert f"other expected-layer definitions: anchored (lexical-weighted) {anchored.status}" in summary(results)
     # a run whose verdict is the anchored one says so wherever the verdict is shown
     data = results.to_dict()
     data["config"]["expected"] = "anchored"
@@ -203,8 +203,8 @@ def test_anchored_is_labelled_lexical_weighted(results):
     data["verdict"] = data["models"][0]["verdict"]
     typed = ProbeResults.from_dict(data)
     text = markdown_report(typed)
-    assert f"**planted: hierarchy HOLDS** on the anchored (lexical-weighted) expected layer — {anchored.message}" \
-           in text
+    assert (f"**planted: hierarchy {anchored.status.upper()}** on the anchored (lexical-weighted) expected layer — "
+            f"{anchored.message}") in text
     assert "| level | tasks | mean expected layer, anchored (lexical-weighted) [95% CI] |" in text
     assert summary(typed).splitlines()[0].endswith("[on the anchored (lexical-weighted) expected layer]")
     title = figures(typed)["expected_layers"].layout.title.text
@@ -346,7 +346,8 @@ def test_a_schema_2_file_renders_with_dashes_and_one_fit(old, tmp_path):
     for name in ("t0", "t1", "len"):
         assert rows[name][6:9] == ["–", "–", "–"], name  # lexical share, depth, gain
         assert rows[name][10] == "–"  # one λ
-    assert "**planted: hierarchy HOLDS** on the anchored (lexical-weighted) expected layer" in report
+    assert (f"**planted: hierarchy {old.main.verdict.status.upper()}** on the anchored (lexical-weighted) expected "
+            f"layer") in report
     assert "Compared:" not in report  # the verdict's lists are not in the file
     _, kinds = table(section(report, "## Expected layer by definition"), "task")
     e = old.main.tasks["t1"].expected_layer
