@@ -275,3 +275,26 @@ def test_suite_refuses_nonfinite_features():
     with pytest.raises(ValueError, match=r"layer 1 \(blocks.0.hook_resid_post\) hold 1 "):
         probes.ProbeSuite(["upos"], probes.ProbeConfig(n_bootstrap=5)).fit(X, sentences)
 
+
+
+def test_cli_seeds_give_the_verdict_across_seeds(run_dir, tmp_path, capsys):
+    other = build_treebank_run(tmp_path / "tiny-s1", model_seed=6, n_sentences=300, treebank_seed=2,
+                               split=SplitConfig(0.5, 0.1, 0.4))
+    args = quick_probe_args(run_dir, "--seeds", str(other), "--refits", "2", "--out", str(tmp_path / "o"))
+    assert main(args) == 0
+    results = probes.load_results(tmp_path / "o")
+    assert [m.role for m in results.models] == ["model", "seed"] and results.config.refits == 2
+    assert results.seeds is not None and results.seeds.n_seeds == 2
+    assert results.seeds.message.startswith(f"across 2 seeds ({results.models[0].tag}, {results.models[1].tag}): ")
+    assert main(quick_probe_args(run_dir, "--refits", "0", "--out", str(tmp_path / "p"))) == 1
+    assert "--refits must be in [1, 100]" in capsys.readouterr().err
+
+
+def test_cli_control_lambda_and_expected_reach_the_config(run_dir, tmp_path):
+    args = quick_probe_args(run_dir, "--control-lambda", "own", "--expected", "anchored", "--refits", "1",
+                            "--out", str(tmp_path / "o"))
+    assert main(args) == 0
+    results = probes.load_results(tmp_path / "o")
+    cfg = results.config
+    assert (cfg.control_lambda, cfg.expected, cfg.refits) == ("own", "anchored", 1)
+    assert results.verdict.expected == "anchored" and results.main.tasks["upos"].refits == 1
