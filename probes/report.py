@@ -736,6 +736,10 @@ def task_table(results: Results, model: ModelResult) -> list[str]:
     return lines
 
 
+# Why a level is not compared (``Verdict.uninformative``), in report.md and on the dashboard.
+UNINFORMATIVE_WHY = "no task with a defined value: what it carries is in the embeddings"
+
+
 def verdict_lines(model: ModelResult) -> list[str]:
     """The verdict of one model: status and message, the compared levels' means, the effect
     size of each pair, and what was left out (uninformative levels, undefined tasks)."""
@@ -753,8 +757,7 @@ def verdict_lines(model: ModelResult) -> list[str]:
     if v.compared:
         left.append(f"Compared: {' < '.join(v.compared)}.")
     if v.uninformative:
-        left.append(f"Not compared: {', '.join(v.uninformative)} (no task with a defined value: what it carries is "
-                    f"in the embeddings).")
+        left.append(f"Not compared: {', '.join(v.uninformative)} ({UNINFORMATIVE_WHY}).")
     if v.undefined:
         left.append(f"Undefined (left out of their level): {', '.join(v.undefined)}.")
     return lines + (["", " ".join(left)] if left else [])

@@ -133,6 +133,20 @@ class TaskSplit:
         return SplitFeatures(X[:, :a], X[:, a:b], X[:, b:])
 
 
+# ----------------------------------------------------------------------------- baselines
+class BaselineScores(NamedTuple):
+    """What a probe that sees nothing scores: as results.json reports it (``reported``, and its
+    test score with resamples), as the expected layer's baseline (point, resamples [B]), and on
+    the validation words (for the peak layer and the lexical flag)."""
+
+    reported: Baseline
+    reported_point: float
+    reported_boot: np.ndarray
+    point: float
+    boot: np.ndarray
+    val: float
+
+
 # ----------------------------------------------------------------------------- fitted probes
 @dataclass
 class LayerFits:
@@ -265,14 +279,16 @@ class CategoricalStrategy:
     def spearman(self, split: TaskSplit, fits: LayerFits) -> np.ndarray | None:
         return None
 
-    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> tuple[Baseline, float, np.ndarray]:
-        """The majority class's accuracy: as reported, and (point, per resample) for the
-        expected layer."""
+    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> BaselineScores:
+        """The majority class's accuracy: as reported, for the expected layer (the same), and on
+        the validation words."""
         majority = int(np.bincount(split.y_train, minlength=lab.n_classes).argmax())
         point, b = boot.accuracy(split.test_sentence, (split.y_test == majority)[:, None])
         reported = Baseline("majority", number(point[0]), Interval.of(interval(b, self.config.ci_level)[0]),
                             str(lab.classes[majority]))
-        return reported, float(point[0]), b[:, 0]
+        y_val = split.y[split.n_train:split.n_train + split.n_val]
+        val = float(np.mean(y_val == majority)) if len(y_val) else float("nan")
+        return BaselineScores(reported, float(point[0]), b[:, 0], float(point[0]), b[:, 0], val)
 
     def units(self, split: TaskSplit, n_problems: int) -> int:
         """Progress units of ``fit``: one per λ of each path, MDL block and cumulative probe, and
@@ -476,13 +492,16 @@ class OrdinalStrategy:
         """Spearman's ρ of the predictions per layer."""
         return spearman_rho(split.y_test, fits.test)
 
-    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> tuple[Baseline, float, np.ndarray]:
-        """The training mean's R² as reported; for the expected layer, the R² of a predictor
-        that knows nothing: 0."""
-        mean_pred = np.full((split.n_test, 1), split.y_train.mean())
-        point, b = boot.r2(split.test_sentence, split.y_test, mean_pred)
+    def baseline(self, boot: Bootstrap, split: TaskSplit, lab: TaskLabels) -> BaselineScores:
+        """The training mean's R² as reported and on the validation words; for the expected
+        layer, the R² of a predictor that knows nothing: 0."""
+        mean = split.y_train.mean()
+        point, b = boot.r2(split.test_sentence, split.y_test, np.full((split.n_test, 1), mean))
         reported = Baseline("train mean", number(point[0]), Interval.of(interval(b, self.config.ci_level)[0]))
-        return reported, 0.0, np.zeros(boot.n_resamples)
+        y_val = split.y[split.n_train:split.n_train + split.n_val]
+        ss = float(((y_val - y_val.mean()) ** 2).sum()) if len(y_val) else 0.0
+        val = 1.0 - float(((y_val - mean) ** 2).sum()) / ss if ss > 0 else float("nan")
+        return BaselineScores(reported, float(point[0]), b[:, 0], 0.0, np.zeros(boot.n_resamples), val)
 
     def units(self, split: TaskSplit, n_problems: int) -> int:
         """Progress units of ``fit``: the ridge path, and one per cumulative probe."""

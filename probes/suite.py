@@ -200,6 +200,7 @@ class _Once:
     fits: LayerFits
     split: TaskSplit
     group_sizes: dict[str, int]
+    baseline: Baseline  # as reported (its name and majority class are refit 0's)
 
 
 def combine_refits(points: np.ndarray, resamples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,11 +366,11 @@ class ProbeSuite:
         mean_of = _RefitMean({key: [o.pairs[key][0] for o in onces] for key in onces[0].pairs})
         s_point, s_boot = pairs["score"]
         res.layers = self._layer_scores(s_point, s_boot, pairs, plain, first)
-        reported = strategy.baseline(prep.bootstrap, split0, lab)[0]
+        reported = onces[0].baseline
         rb_point, rb_boot = pairs["reported_baseline"]
         res.baseline = Baseline(reported.name, number(rb_point), Interval.of(interval(rb_boot, cfg.ci_level)),
                                 reported.label)
-        base_point, base_boot = pairs["baseline"]
+        base_boot = pairs["baseline"][1]
         if lab.groups is not None:
             for g, n in onces[0].group_sizes.items():
                 gp, gb = pairs[f"group:{g}"]
@@ -378,15 +379,11 @@ class ProbeSuite:
                     x.groups = x.groups or {}
                     x.groups[g] = GroupScore(number(gp[l]), Interval.of(gci[l]), n)
         # chosen on validation, reported on test
-        val = plain.get("val_score")
-        res.peak_layer = peak_layer(val if val is not None else s_point)
+        val, val_base = plain["val_score"], plain["val_baseline"]
+        res.peak_layer = peak_layer(val)
         res.peak_score, res.layer0_score = number(s_point[res.peak_layer]), number(s_point[0])
-        if val is not None:
-            v_gain = val[res.peak_layer] - plain["val_baseline"]
-            res.lexical = bool(v_gain > 0 and val[0] - plain["val_baseline"] >= cfg.lexical_fraction * v_gain)
-        else:
-            gain = s_point[res.peak_layer] - base_point
-            res.lexical = bool(gain > 0 and s_point[0] - base_point >= cfg.lexical_fraction * gain)
+        v_gain = val[res.peak_layer] - val_base
+        res.lexical = bool(v_gain > 0 and val[0] - val_base >= cfg.lexical_fraction * v_gain)
         share_ci = interval(lexical_share(s_boot[:, 0], s_boot[:, res.peak_layer], base_boot), cfg.ci_level)
         peak = res.peak_layer
         res.lexical_share = Measurement(number(mean_of(lambda s, b: lexical_share(s[0], s[peak], b), "score",
@@ -417,21 +414,18 @@ class ProbeSuite:
         plain: dict[str, np.ndarray] = {}
         if fits.control_test is not None:
             pairs["control"] = scorer(fits.control_test)
-        fixed, fixed_control = getattr(fits, "fixed_test", None), getattr(fits, "fixed_control_test", None)
-        if fixed is not None and fixed_control is not None:
-            pairs["fixed"], pairs["fixed_control"] = scorer(fixed), scorer(fixed_control)
+        if fits.fixed_test is not None and fits.fixed_control_test is not None:
+            pairs["fixed"], pairs["fixed_control"] = scorer(fits.fixed_test), scorer(fits.fixed_control_test)
         if fits.cumulative_test is not None:
             pairs["cumulative"] = scorer(fits.cumulative_test)
-        _, base_point, base_boot = strategy.baseline(boot, split, lab)
-        pairs["baseline"] = (np.float64(base_point), base_boot)
-        pairs["reported_baseline"] = _reported_baseline(strategy, boot, split, base_point, base_boot)
+        base = strategy.baseline(boot, split, lab)
+        pairs["baseline"] = (np.float64(base.point), base.boot)
+        pairs["reported_baseline"] = (np.float64(base.reported_point), base.reported_boot)
         rho = strategy.spearman(split, fits)
         if rho is not None:
             plain["spearman"] = rho
-        val_score = getattr(fits, "val_score", None)
-        if val_score is not None:
-            plain["val_score"] = np.asarray(val_score, dtype=np.float64)
-            plain["val_baseline"] = np.float64(_val_baseline(strategy, split))
+        plain["val_score"] = np.asarray(fits.val_score, dtype=np.float64)
+        plain["val_baseline"] = np.float64(base.val)
         if fits.mdl is not None:
             uniform_per_word = fits.mdl["uniform_bits"] / split.n_train
             bits_boot, uniform_boot = resampled_codelengths(fits.mdl["word_bits"], uniform_per_word,
@@ -448,7 +442,7 @@ class ProbeSuite:
                 sel = g_te == g
                 pairs[f"group:{g}"] = scorer(fits.test[sel], sel)
                 sizes[g] = int(sel.sum())
-        return _Once(pairs, plain, fits, split, sizes)
+        return _Once(pairs, plain, fits, split, sizes, base.reported)
 
     def _layer_scores(self, s_point: np.ndarray, s_boot: np.ndarray, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
                       plain: dict[str, np.ndarray], first: LayerFits) -> list[LayerScore]:
@@ -456,11 +450,11 @@ class ProbeSuite:
         at one fixed λ, and the MDL codes where the task has them."""
         ci_level = self.config.ci_level
         s_ci = interval(s_boot, ci_level)
-        val = plain.get("val_score")
+        val = plain["val_score"]
         rho = plain.get("spearman")
         layers = [LayerScore(l, number(s_point[l]), Interval.of(s_ci[l]), float(first.lam[l]),
-                             spearman=None if rho is None else number(rho[l]),
-                             val_score=None if val is None else number(val[l])) for l in range(len(s_point))]
+                             spearman=None if rho is None else number(rho[l]), val_score=number(val[l]))
+                  for l in range(len(s_point))]
         if "control" in pairs:
             c_point, c_boot = pairs["control"]
             c_ci, sel_ci = interval(c_boot, ci_level), interval(s_boot - c_boot, ci_level)
@@ -559,35 +553,13 @@ class _RefitMean:
         return float(values.mean()) if values.size else float("nan")
 
 
-def _reported_baseline(strategy: TaskStrategy, boot: Bootstrap, split: TaskSplit, base_point: float,
-                       base_boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The baseline results.json reports, (point, resamples): the majority class's accuracy (the
-    expected layer's baseline too), or for ordinal tasks the training mean's R² (the expected
-    layer's baseline is a predictor that knows nothing: R² 0)."""
-    if strategy.metric == "accuracy":
-        return np.float64(base_point), base_boot
-    point, b = boot.r2(split.test_sentence, split.y_test, np.full((split.n_test, 1), split.y_train.mean()))
-    return np.float64(point[0]), b[:, 0]
-
-
-def _val_baseline(strategy: TaskStrategy, split: TaskSplit) -> float:
-    """The baseline's score on the validation words: the training majority class's accuracy, or
-    the training mean's R² (for the peak layer and the lexical flag, chosen on validation)."""
-    y_val = split.y[split.n_train:split.n_train + split.n_val]
-    if strategy.metric == "accuracy":
-        return float(np.mean(y_val == np.bincount(split.y_train).argmax())) if len(y_val) else float("nan")
-    ss = float(((y_val - y_val.mean()) ** 2).sum()) if len(y_val) else 0.0
-    return 1.0 - float(((y_val - split.y_train.mean()) ** 2).sum()) / ss if ss > 0 else float("nan")
-
-
 def _curves(fits: LayerFits) -> LambdaCurves | None:
     """Refit 0's test score against λ (``LayerFits.curve_*``), where the strategy recorded them."""
-    lambdas, task = getattr(fits, "curve_lambdas", None), getattr(fits, "curve_test", None)
-    if lambdas is None or task is None:
+    if fits.curve_lambdas is None or fits.curve_test is None:
         return None
-    control = getattr(fits, "control_curve_test", None)
-    return LambdaCurves([float(x) for x in lambdas], [[number(x) for x in row] for row in np.asarray(task)],
-                        getattr(fits, "curve_layer", None),
+    control = fits.control_curve_test
+    return LambdaCurves([float(x) for x in fits.curve_lambdas], [[number(x) for x in row] for row in fits.curve_test],
+                        fits.curve_layer,
                         None if control is None else [number(x) for x in np.asarray(control)])
 
 

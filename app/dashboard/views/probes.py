@@ -11,6 +11,7 @@ from app.dashboard import ui
 from probes.report import (
     DEPTH_SOURCES,
     EXPECTED_NAMES,
+    UNINFORMATIVE_WHY,
     control_lambda_text,
     effect_text,
     expected_by_kind,
@@ -44,8 +45,7 @@ def left_out_text(v: Verdict) -> str | None:
     if v.compared:
         parts.append(f"compared: {' < '.join(v.compared)}")
     if v.uninformative:
-        parts.append(f"not compared: {', '.join(v.uninformative)} (no task with a defined value: what it carries is "
-                     f"in the embeddings)")
+        parts.append(f"not compared: {', '.join(v.uninformative)} ({UNINFORMATIVE_WHY})")
     if v.undefined:
         parts.append(f"undefined, left out of their level: {', '.join(v.undefined)}")
     if not parts:
