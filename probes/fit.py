@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
@@ -559,20 +559,23 @@ def fit_logistic(X: Tensor, y: Tensor, n_classes: int, lam: float | Tensor, *,
 @overload
 def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
                     lambdas: tuple[float, ...] = ..., init: LogisticProbe | None = ..., early_stop: float | None = ...,
-                    progress: Callable[[int], None] | None = ..., *, X_te: None = None, y_te: None = None,
+                    progress: Callable[[int], None] | None = ..., *, inits: Sequence[LogisticProbe] | None = None,
+                    path: list[LogisticProbe] | None = None, X_te: None = None, y_te: None = None,
                     **kwargs: Any) -> tuple[LogisticProbe, np.ndarray]: ...
 
 
 @overload
 def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
                     lambdas: tuple[float, ...] = ..., init: LogisticProbe | None = ..., early_stop: float | None = ...,
-                    progress: Callable[[int], None] | None = ..., *, X_te: Tensor, y_te: Tensor,
+                    progress: Callable[[int], None] | None = ..., *, inits: Sequence[LogisticProbe] | None = None,
+                    path: list[LogisticProbe] | None = None, X_te: Tensor, y_te: Tensor,
                     **kwargs: Any) -> tuple[LogisticProbe, np.ndarray, np.ndarray]: ...
 
 
 def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_classes: int,
                     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS, init: LogisticProbe | None = None,
                     early_stop: float | None = 1e-3, progress: Callable[[int], None] | None = None, *,
+                    inits: Sequence[LogisticProbe] | None = None, path: list[LogisticProbe] | None = None,
                     X_te: Tensor | None = None, y_te: Tensor | None = None,
                     **kwargs: Any) -> tuple[LogisticProbe, np.ndarray] | tuple[LogisticProbe, np.ndarray, np.ndarray]:
     """Fit the λ path (strong → weak, warm-started; ``init`` starts the first) and keep the
@@ -586,7 +589,12 @@ def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_cl
     layer whose accuracy has plateaued can still rise again at a weaker λ (a control task's
     probe starts memorising word types there), and stopping it early moved the demo's
     selectivity by 0.16 (#14). ``progress(n)``: called after each λ with 1, and with the number
-    of λ skipped when the path stops early."""
+    of λ skipped when the path stops early.
+
+    ``inits``: a starting point per λ of the path (strong → weak; e.g. the path of a fit on an
+    overlapping sample, ``path`` of an earlier call): the g-th λ starts from ``inits[g]`` instead
+    of the previous λ's solution, where given. ``path``: a list that receives each fitted λ's
+    probe, in path order. Either way each λ is solved to ``tol``: only the iterations change."""
     lambdas = tuple(sorted(lambdas, reverse=True))
     P = X_tr.shape[0]
     best: LogisticProbe | None = None
@@ -599,7 +607,10 @@ def select_logistic(X_tr: Tensor, y_tr: Tensor, X_va: Tensor, y_va: Tensor, n_cl
             if progress is not None:
                 progress(len(lambdas) - g)
             break
-        probe = fit_logistic(X_tr, y_tr, n_classes, lam, init=probe, **kwargs)
+        start = inits[g] if inits is not None and g < len(inits) else probe
+        probe = fit_logistic(X_tr, y_tr, n_classes, lam, init=start, **kwargs)
+        if path is not None:
+            path.append(probe)
         if progress is not None:
             progress(1)
         if test_acc is not None:

@@ -733,6 +733,10 @@ def task_table(results: Results, model: ModelResult) -> list[str]:
             else:
                 row += " – |"
         lines.append(row)
+    no_control = [t.name for t in results.tasks if t.categorical and not t.control and t.name in model.tasks]
+    if no_control:
+        lines += ["", f"No control task for {', '.join(no_control)}: its label is the word type, so a random label "
+                      "per word type would be the task relabelled (selectivity –)."]
     return lines
 
 

@@ -344,17 +344,20 @@ class TaskInfo:
     level: str
     kind: str
     description: str
+    control: bool = True  # False: probed without a control task (its label is the word type; probes.tasks.Task)
 
     @property
     def categorical(self) -> bool:
         return self.kind == "categorical"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description}
+        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description,
+                "control": self.control}
 
     @classmethod
     def from_fields(cls, f: _Fields) -> "TaskInfo":
-        return cls(f.get("name", str), f.get("level", str), f.get("kind", str), f.get("description", str))
+        return cls(f.get("name", str), f.get("level", str), f.get("kind", str), f.get("description", str),
+                   f.get("control", bool, required=False, default=True))
 
 
 @dataclass

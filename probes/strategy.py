@@ -177,6 +177,20 @@ class LayerFits:
     cumulative_test: np.ndarray | None = None  # [n_test, P]: the probe on layers 0..ℓ
     cumulative_features: CumulativeFeatures | None = None
     stages_s: dict[str, float] = field(default_factory=dict)  # seconds per stage of the fit
+    warm: WarmStart | None = None  # the probes a later refit starts from (categorical; not reported)
+
+
+@dataclass
+class WarmStart:
+    """The probes of one fit that a refit of the same task starts its solver from (``probes.suite``):
+    its λ path (strong → weak) and its control probes (the control's own λ path, or the one fit at
+    the task's λ). A refit re-draws the train / validation split of the same sentences, so these
+    sit near its optima and its fits need fewer iterations; each is still solved to ``tol``, so
+    only where within that tolerance the solver stops depends on the start."""
+
+    path: list[LogisticProbe]
+    control_path: list[LogisticProbe] | None = None
+    control: LogisticProbe | None = None
 
 
 class _Clock:
@@ -304,14 +318,19 @@ class CategoricalStrategy:
         return G + B + control + (n_problems if cfg.cumulative else 0)
 
     def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels, basis: GramBasis | None = None,
-            tick: Tick = no_tick) -> LayerFits:
-        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress."""
+            tick: Tick = no_tick, warm: WarmStart | None = None) -> LayerFits:
+        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress;
+        ``warm``: an earlier fit's probes to start the solver from (the result's ``warm`` holds
+        this fit's)."""
         cfg = self.config
         K = lab.n_classes
         basis = basis if basis is not None else GramBasis.of(X.train)
         name = lab.task.name
         clock = _Clock()
-        probe, fits = self._select(X, split, split.y, K, basis, lambda n: tick(n, f"{name}: λ path"))
+        path: list[LogisticProbe] = []
+        probe, fits = self._select(X, split, split.y, K, basis, lambda n: tick(n, f"{name}: λ path"),
+                                   inits=warm.path if warm else None, path=path)
+        fits.warm = WarmStart(path)
         clock.lap(fits.stages_s, "fit")
         if cfg.mdl:
             fits.mdl = self._mdl(X, split.y, split, K, probe, basis, word_bits=True,
@@ -321,11 +340,15 @@ class CategoricalStrategy:
             # Hewitt & Liang: every word type gets one fixed random label
             control = lab.control(cfg.seed)[split.order]
             if cfg.control_lambda == "own":
-                cprobe, cfits = self._select(X, split, control, K, basis, lambda n: tick(n, f"{name}: control λ path"))
+                control_path: list[LogisticProbe] = []
+                cprobe, cfits = self._select(X, split, control, K, basis, lambda n: tick(n, f"{name}: control λ path"),
+                                             inits=warm.control_path if warm else None, path=control_path)
                 fits.control_test, fits.control_lam = cfits.test, cfits.lam
+                fits.warm.control_path = control_path
             else:  # matched complexity: each layer's control probe at the λ its task chose there
-                cprobe = self._fit_at(X, split, control, K, probe.lam, basis)
+                cprobe = self._fit_at(X, split, control, K, probe.lam, basis, init=warm.control if warm else None)
                 fits.control_test, fits.control_lam = self._correct(cprobe, X, split, control), fits.lam.copy()
+                fits.warm.control = cprobe
                 tick(1, f"{name}: control probes at the task's λ")
             clock.lap(fits.stages_s, "control")
             if cfg.mdl and cfg.mdl_control:
@@ -350,13 +373,14 @@ class CategoricalStrategy:
         return {"max_iter": cfg.max_iter, "tol": cfg.tol, "threads": cfg.threads}
 
     def _select(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, basis: GramBasis,
-                progress: Any) -> tuple[LogisticProbe, LayerFits]:
+                progress: Any, inits: list[LogisticProbe] | None = None, path: list[LogisticProbe] | None = None
+                ) -> tuple[LogisticProbe, LayerFits]:
         """The λ path per layer, best λ on validation; its test correctness, validation accuracy
-        and test accuracy per λ (the curve)."""
+        and test accuracy per λ (the curve). ``inits`` / ``path``: as ``select_logistic``'s."""
         cfg = self.config
         ytr, yva, yte = self._labels(X, split, labels)
         probe, val, test = select_logistic(X.train, ytr, X.val, yva, K, cfg.lambdas, basis=basis, progress=progress,
-                                           X_te=X.test, y_te=yte, **self._kw())
+                                           inits=inits, path=path, X_te=X.test, y_te=yte, **self._kw())
         fits = LayerFits((probe.predict(X.test) == yte).T.cpu().numpy(), probe.lam.cpu().numpy(),
                          selected_scores(cfg.lambdas, val, probe.lam))
         fits.curve_lambdas, fits.curve_test = tuple(sorted(cfg.lambdas, reverse=True)), test
@@ -374,11 +398,11 @@ class CategoricalStrategy:
         return (probe.predict(X.test) == self._labels(X, split, labels)[2]).T.cpu().numpy()
 
     def _fit_at(self, X: SplitFeatures, split: TaskSplit, labels: np.ndarray, K: int, lam: Tensor,
-                basis: GramBasis) -> LogisticProbe:
-        """One batched fit of every layer at its λ (``lam`` [P]), from the log class frequencies
-        (the λ → ∞ solution)."""
+                basis: GramBasis, init: LogisticProbe | None = None) -> LogisticProbe:
+        """One batched fit of every layer at its λ (``lam`` [P]), from ``init`` or else the log
+        class frequencies (the λ → ∞ solution)."""
         ytr = self._labels(X, split, labels)[0]
-        return fit_logistic(X.train, ytr, K, lam, basis=basis, **self._kw())
+        return fit_logistic(X.train, ytr, K, lam, init=init, basis=basis, **self._kw())
 
     def _fixed(self, X: SplitFeatures, split: TaskSplit, control: np.ndarray, K: int, probe: LogisticProbe,
                cprobe: LogisticProbe, fits: LayerFits, basis: GramBasis, tick: Any) -> None:
@@ -508,8 +532,9 @@ class OrdinalStrategy:
         return 1 + (n_problems if self.config.cumulative else 0)
 
     def fit(self, X: SplitFeatures, split: TaskSplit, lab: TaskLabels, basis: GramBasis | None = None,
-            tick: Tick = no_tick) -> LayerFits:
-        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress."""
+            tick: Tick = no_tick, warm: WarmStart | None = None) -> LayerFits:
+        """``basis``: the ``GramBasis`` of ``X.train`` (computed here when None); ``tick``: progress;
+        ``warm``: unused (ridge probes are solved in closed form)."""
         cfg = self.config
         yt = torch.as_tensor(split.y, dtype=torch.float64, device=X.train.device)
         n_tr, n_va = split.n_train, split.n_val
@@ -563,4 +588,6 @@ def strategy_for(task: Task, config: ProbeConfig, first: bool = True) -> TaskStr
     no control λ curve and no control MDL code — they are reported from the first fit only."""
     if not first:
         config = replace(config, mdl_control=False)
+    if not task.control:  # its label is the word type: a control task would be the task relabelled
+        config = replace(config, control=False)
     return CategoricalStrategy(config, curves=first) if task.categorical else OrdinalStrategy(config)

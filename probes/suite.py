@@ -80,7 +80,7 @@ from probes.results import (
     Verdict,
     number,
 )
-from probes.strategy import LayerFits, TaskSplit, TaskStrategy, split_positions, strategy_for
+from probes.strategy import LayerFits, TaskSplit, TaskStrategy, WarmStart, split_positions, strategy_for
 from probes.tasks import Task, TaskLabels, label_task, resolve_tasks
 
 __all__ = ["ProbeConfig", "ProbeSuite", "split_sentences", "as_layers", "to_tensor", "SPLITS"]
@@ -350,8 +350,13 @@ class ProbeSuite:
             return res, {}, {}
         stages: dict[str, float] = {}
         onces = []
+        warm: WarmStart | None = None  # refit 0's probes: later refits start their solvers there
         for refit in prep.refits:
-            once = self._fit_once(X_all, prep, refit, lab, strategy_for(t, cfg, refit.index == 0), bases, tick)
+            once = self._fit_once(X_all, prep, refit, lab, strategy_for(t, cfg, refit.index == 0), bases, tick,
+                                  warm)
+            if refit.index == 0:
+                warm = once.fits.warm
+            once.fits.warm = None
             for k, v in once.fits.stages_s.items():
                 stages[k] = stages.get(k, 0.0) + v
             onces.append(once)
@@ -397,15 +402,15 @@ class ProbeSuite:
         return res, points, boots
 
     def _fit_once(self, X_all: FeatureLayers, prep: _Prepared, refit: _Refit, lab: TaskLabels,
-                  strategy: TaskStrategy, bases: "_BasisCache", tick: Tick) -> _Once:
-        """Fit and score one task on one refit's split."""
+                  strategy: TaskStrategy, bases: "_BasisCache", tick: Tick, warm: WarmStart | None = None) -> _Once:
+        """Fit and score one task on one refit's split (``warm``: an earlier refit's probes to start from)."""
         t = lab.task
         split = refit.splits[t.name]
         t0 = time.perf_counter()
         X = split.features(X_all)
         basis = bases.get(split.train_key, partial(GramBasis.of, X.train))
         load_s = time.perf_counter() - t0
-        fits = strategy.fit(X, split, lab, basis, tick)
+        fits = strategy.fit(X, split, lab, basis, tick, warm)
         del X
         fits.stages_s = {"features": load_s, **fits.stages_s}
         boot = prep.bootstrap

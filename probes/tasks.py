@@ -90,6 +90,10 @@ class Task:
     description: str = ""
     max_classes: int | None = None
     groups: Callable[[Any], Sequence[str | None]] | None = None
+    # False where the label is the word type itself (word identity): Hewitt & Liang's control,
+    # a random label per word type, is then the task relabelled, and selectivity measures only
+    # the labels the draw happened to merge. Such a task is probed without a control task.
+    control: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c.isspace() or c == "," for c in self.name):
@@ -102,6 +106,8 @@ class Task:
             raise ValueError(f"Task {self.name!r}: fn must be callable")
         if self.max_classes is not None and (self.kind != "categorical" or self.max_classes < 2):
             raise ValueError(f"Task {self.name!r}: max_classes is for categorical tasks and must be >= 2")
+        if not isinstance(self.control, bool):
+            raise ValueError(f"Task {self.name!r}: control must be True or False, got {self.control!r}")
 
     @property
     def categorical(self) -> bool:
@@ -132,7 +138,8 @@ class Task:
         return self.labels(sentence)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description}
+        return {"name": self.name, "level": self.level, "kind": self.kind, "description": self.description,
+                "control": self.control}
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, level={self.level!r}, kind={self.kind!r})"
@@ -169,12 +176,12 @@ def register(t: Task, *, replace: bool = True) -> Task:
 
 def task(name: str, level: str, kind: str = "categorical", *, description: str = "",
          max_classes: int | None = None, groups: Callable[[Any], Sequence[str | None]] | None = None,
-         register_it: bool = True) -> Callable[[Callable[[Any], Sequence[Label | None]]], Task]:
+         control: bool = True, register_it: bool = True) -> Callable[[Callable[[Any], Sequence[Label | None]]], Task]:
     """Decorator: turn ``fn(sentence) -> labels`` into a registered ``Task``."""
 
     def wrap(fn: Callable[[Any], Sequence[Label | None]]) -> Task:
         t = Task(name, level, kind, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                 max_classes, groups)
+                 max_classes, groups, control)
         return register(t) if register_it else t
 
     return wrap
@@ -297,7 +304,7 @@ def position(sentence: Any) -> list[int]:
     return [i + 1 for i in range(len(sentence.words))]
 
 
-@task("word", "early", "categorical", max_classes=250,
+@task("word", "early", "categorical", max_classes=250, control=False,
       description="the word's form (the 250 most frequent forms; others unused)")
 def word_identity(sentence: Any) -> list[str]:
     return [w.form for w in sentence.words]
