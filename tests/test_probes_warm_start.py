@@ -9,7 +9,12 @@ import probes
 from probes.config import ProbeConfig
 from probes.fit import GramBasis, select_logistic
 from probes.results import TaskInfo, _Fields
-from probes.strategy import CategoricalStrategy, TaskSplit, split_positions, strategy_for
+from probes.strategy import (
+    CategoricalStrategy,
+    TaskSplit,
+    split_positions,
+    strategy_for,
+)
 from probes.tasks import TASKS, Task, label_task
 from tests.test_probes_matched_control import LAMBDAS, TAG, _data
 
